@@ -1,0 +1,204 @@
+//! The CPU reference backend: plain, multithreaded, deterministic. It is the oracle that every
+//! GPU result is checked against.
+
+pub mod conv;
+pub mod dense;
+pub mod gemm;
+pub mod pool;
+
+use rayon::prelude::*;
+
+use super::{Backend, BiasMode, ConvShape, DenseShape, Mask, PoolShape, Stabilizer, WeightSet};
+use crate::error::{Error, Result};
+use crate::model::{ConvParams, DenseParams};
+pub use conv::CpuConv;
+pub use dense::CpuDense;
+
+/// β for a bias mode (SPEC §4), or `None` when it is zero.
+pub fn beta(bias: &[f32], mode: BiasMode) -> Option<Vec<f32>> {
+    match mode {
+        BiasMode::None => None,
+        BiasMode::Positive => Some(bias.iter().map(|b| b.max(0.0)).collect()),
+        BiasMode::Full => Some(bias.to_vec()),
+    }
+}
+
+/// Runs every op on its own rayon thread pool.
+pub struct CpuBackend {
+    pool: rayon::ThreadPool,
+}
+
+impl CpuBackend {
+    /// A backend with `threads` worker threads (`None`: one per core).
+    pub fn new(threads: Option<usize>) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.unwrap_or(0))
+            .thread_name(|i| format!("sglrp-cpu-{i}"))
+            .build()
+            .map_err(|e| Error::Backend {
+                backend: "cpu",
+                op: "thread pool".into(),
+                message: e.to_string(),
+            })?;
+        Ok(CpuBackend { pool })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+}
+
+impl Backend for CpuBackend {
+    type Buf = Vec<f32>;
+    type Index = Vec<u32>;
+    type Conv = CpuConv;
+    type Dense = CpuDense;
+
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn upload(&self, host: &[f32]) -> Result<Vec<f32>> {
+        Ok(host.to_vec())
+    }
+
+    fn download(&self, buf: &Vec<f32>) -> Result<Vec<f32>> {
+        Ok(buf.clone())
+    }
+
+    fn prepare_conv(&self, params: &ConvParams) -> Result<CpuConv> {
+        Ok(CpuConv::new(params))
+    }
+
+    fn prepare_dense(&self, params: &DenseParams) -> Result<CpuDense> {
+        Ok(CpuDense::new(params))
+    }
+
+    fn conv3x3_forward(&self, s: ConvShape, x: &Vec<f32>, w: &CpuConv) -> Result<Vec<f32>> {
+        Ok(self.pool.install(|| conv::conv3x3_forward(s, x, w)))
+    }
+
+    fn maxpool_forward(&self, s: PoolShape, x: &Vec<f32>) -> Result<(Vec<f32>, Vec<u32>)> {
+        Ok(self.pool.install(|| pool::maxpool_forward(s, x)))
+    }
+
+    fn dense_forward(
+        &self,
+        s: DenseShape,
+        x: &Vec<f32>,
+        w: &CpuDense,
+        relu: bool,
+    ) -> Result<Vec<f32>> {
+        Ok(self
+            .pool
+            .install(|| dense::dense_forward(s, x, &w.w, Some(&w.bias), relu)))
+    }
+
+    fn conv_quotient(
+        &self,
+        s: ConvShape,
+        heads: usize,
+        a: &Vec<f32>,
+        w: &CpuConv,
+        set: WeightSet,
+        bias: BiasMode,
+        stab: Stabilizer,
+        r: &Vec<f32>,
+    ) -> Result<Vec<f32>> {
+        let weights = match set {
+            WeightSet::Plain => &w.w,
+            WeightSet::Positive => &w.w_pos,
+        };
+        let beta = beta(&w.bias, bias);
+        Ok(self
+            .pool
+            .install(|| conv::conv_quotient(s, heads, a, weights, beta.as_deref(), stab, r)))
+    }
+
+    fn conv_transpose(
+        &self,
+        s: ConvShape,
+        heads: usize,
+        g: &Vec<f32>,
+        w: &CpuConv,
+        set: WeightSet,
+        act: Option<&Vec<f32>>,
+    ) -> Result<Vec<f32>> {
+        let weights = match set {
+            WeightSet::Plain => &w.wt,
+            WeightSet::Positive => &w.wt_pos,
+        };
+        Ok(self
+            .pool
+            .install(|| conv::conv_transpose(s, heads, g, weights, act.map(Vec::as_slice))))
+    }
+
+    fn dense_quotient(
+        &self,
+        s: DenseShape,
+        heads: usize,
+        a: &Vec<f32>,
+        w: &CpuDense,
+        bias: BiasMode,
+        stab: Stabilizer,
+        r: &Vec<f32>,
+    ) -> Result<Vec<f32>> {
+        let beta = beta(&w.bias, bias);
+        Ok(self
+            .pool
+            .install(|| dense::dense_quotient(s, heads, a, &w.w_pos, beta.as_deref(), stab, r)))
+    }
+
+    fn dense_transpose(
+        &self,
+        s: DenseShape,
+        heads: usize,
+        g: &Vec<f32>,
+        w: &CpuDense,
+        set: WeightSet,
+        act: Option<&Vec<f32>>,
+    ) -> Result<Vec<f32>> {
+        let weights = match set {
+            WeightSet::Plain => &w.w,
+            WeightSet::Positive => &w.w_pos,
+        };
+        Ok(self
+            .pool
+            .install(|| dense::dense_transpose(s, heads, g, weights, act.map(Vec::as_slice))))
+    }
+
+    fn maxpool_route(
+        &self,
+        s: PoolShape,
+        heads: usize,
+        r: &Vec<f32>,
+        argmax: &Vec<u32>,
+    ) -> Result<Vec<f32>> {
+        Ok(self
+            .pool
+            .install(|| pool::maxpool_route(s, heads, r, argmax)))
+    }
+
+    fn relu_backward(
+        &self,
+        n: usize,
+        heads: usize,
+        g: &mut Vec<f32>,
+        y: &Vec<f32>,
+        mask: Mask,
+    ) -> Result<()> {
+        let map = y.len() / n.max(1);
+        self.pool.install(|| {
+            g.par_chunks_mut(map).enumerate().for_each(|(row, g_map)| {
+                let y_map = &y[(row / heads) * map..][..map];
+                for (gv, yv) in g_map.iter_mut().zip(y_map) {
+                    let pass = *yv > 0.0 && (mask == Mask::Relu || *gv > 0.0);
+                    if !pass {
+                        *gv = 0.0;
+                    }
+                }
+            })
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,224 @@
+//! The backend trait: the layer operations of SPEC §4, written once for the model and the
+//! methods, implemented by the CPU reference and by the CUDA backend.
+//!
+//! Layout: activations are NHWC, `(N, H, W, C)`, row-major; after `flatten` a map is `(N, F)`
+//! with features in (H, W, C) order, so flatten is free. Relevance and gradients carry several
+//! heads per image: `(N·K, H, W, C)`, row `n·K + k` is head `k` of image `n`, and ops that need the
+//! forward activations read image `row / K`. That is how several methods and targets for one
+//! image share the forward pass and the z⁺ denominators (SPEC §7).
+
+pub mod cpu;
+
+use crate::error::Result;
+use crate::model::{ConvParams, DenseParams};
+
+/// Shape of a 3×3, stride-1, pad-1 convolution over `n` images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvShape {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub cin: usize,
+    pub cout: usize,
+}
+
+/// Shape of a 2×2, stride-2 max pooling over `n` images; the output is `(h/2, w/2)` (floor).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolShape {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+}
+
+/// Shape of a dense layer over `n` rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DenseShape {
+    pub n: usize,
+    pub inputs: usize,
+    pub outputs: usize,
+}
+
+impl ConvShape {
+    pub fn input_len(&self) -> usize {
+        self.n * self.h * self.w * self.cin
+    }
+    pub fn output_len(&self) -> usize {
+        self.n * self.h * self.w * self.cout
+    }
+}
+
+impl PoolShape {
+    pub fn input_len(&self) -> usize {
+        self.n * self.h * self.w * self.c
+    }
+    pub fn output_len(&self) -> usize {
+        self.n * (self.h / 2) * (self.w / 2) * self.c
+    }
+}
+
+/// Which weights an op uses: `W` or `W⁺ = max(W, 0)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WeightSet {
+    Plain,
+    Positive,
+}
+
+/// The bias term β of the z⁺ denominator (SPEC §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BiasMode {
+    /// β = 0 (the paper, Eq. 1).
+    None,
+    /// β = max(b, 0) (Zennit's ZPlus).
+    Positive,
+    /// β = b (iNNvestigate 1.0.8.3).
+    Full,
+}
+
+/// How a denominator is kept away from zero.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Stabilizer {
+    /// `d + ε·sign(d)`, `sign(0) = +1` (Zennit's `stabilize`).
+    Epsilon(f32),
+    /// Exact zeros become the value; everything else is untouched (iNNvestigate's SafeDivide).
+    ZeroTo(f32),
+}
+
+impl Stabilizer {
+    #[inline]
+    pub fn apply(self, d: f32) -> f32 {
+        match self {
+            Stabilizer::Epsilon(eps) => {
+                if d >= 0.0 {
+                    d + eps
+                } else {
+                    d - eps
+                }
+            }
+            Stabilizer::ZeroTo(value) => {
+                if d == 0.0 {
+                    value
+                } else {
+                    d
+                }
+            }
+        }
+    }
+}
+
+/// The ReLU backward rule of a gradient pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mask {
+    /// Pass where the forward output is positive (the gradient).
+    Relu,
+    /// Pass where the forward output and the gradient are both positive (Guided Backprop).
+    Guided,
+}
+
+/// The layer operations. Buffers hold f32 (`Buf`) or u32 argmax indices (`Index`); `Conv` and
+/// `Dense` are a layer's weights in whatever layouts the backend prepared at load time.
+pub trait Backend {
+    type Buf;
+    type Index;
+    type Conv;
+    type Dense;
+
+    /// A short name for messages: `cpu`, `cuda:0`.
+    fn name(&self) -> String;
+
+    fn upload(&self, host: &[f32]) -> Result<Self::Buf>;
+    fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>>;
+    fn prepare_conv(&self, params: &ConvParams) -> Result<Self::Conv>;
+    fn prepare_dense(&self, params: &DenseParams) -> Result<Self::Dense>;
+
+    /// `y = relu(conv3x3(x, W) + b)`. x `(N, H, W, Cin)` → y `(N, H, W, Cout)`.
+    fn conv3x3_forward(&self, s: ConvShape, x: &Self::Buf, w: &Self::Conv) -> Result<Self::Buf>;
+
+    /// 2×2 max pooling. x `(N, H, W, C)` → y `(N, H/2, W/2, C)` and, per output, the flat index
+    /// `(y·W + x)·C + c` within its image of the first maximum in row-major window order.
+    fn maxpool_forward(&self, s: PoolShape, x: &Self::Buf) -> Result<(Self::Buf, Self::Index)>;
+
+    /// `y = W x + b`, optionally ReLU. x `(N, in)` → y `(N, out)`.
+    fn dense_forward(
+        &self,
+        s: DenseShape,
+        x: &Self::Buf,
+        w: &Self::Dense,
+        relu: bool,
+    ) -> Result<Self::Buf>;
+
+    /// The z⁺/z^B quotient `s = R / stab(conv3x3(a, W_set) + β)`: the denominator is computed
+    /// once per image and divides the relevance of each of its `heads`.
+    /// a `(N, H, W, Cin)`, r `(N·K, H, W, Cout)` → s `(N·K, H, W, Cout)`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_quotient(
+        &self,
+        s: ConvShape,
+        heads: usize,
+        a: &Self::Buf,
+        w: &Self::Conv,
+        set: WeightSet,
+        bias: BiasMode,
+        stab: Stabilizer,
+        r: &Self::Buf,
+    ) -> Result<Self::Buf>;
+
+    /// The transposed convolution `c = conv3x3ᵀ(g, W_set)`, multiplied by the activation of the
+    /// head's image when `act` is given (the z⁺ redistribution `R = a·c`).
+    /// g `(N·K, H, W, Cout)`, act `(N, H, W, Cin)` → `(N·K, H, W, Cin)`.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_transpose(
+        &self,
+        s: ConvShape,
+        heads: usize,
+        g: &Self::Buf,
+        w: &Self::Conv,
+        set: WeightSet,
+        act: Option<&Self::Buf>,
+    ) -> Result<Self::Buf>;
+
+    /// Dense twin of [`Backend::conv_quotient`]. a `(N, in)`, r `(N·K, out)` → `(N·K, out)`.
+    #[allow(clippy::too_many_arguments)]
+    fn dense_quotient(
+        &self,
+        s: DenseShape,
+        heads: usize,
+        a: &Self::Buf,
+        w: &Self::Dense,
+        bias: BiasMode,
+        stab: Stabilizer,
+        r: &Self::Buf,
+    ) -> Result<Self::Buf>;
+
+    /// Dense twin of [`Backend::conv_transpose`]. g `(N·K, out)`, act `(N, in)` → `(N·K, in)`.
+    fn dense_transpose(
+        &self,
+        s: DenseShape,
+        heads: usize,
+        g: &Self::Buf,
+        w: &Self::Dense,
+        set: WeightSet,
+        act: Option<&Self::Buf>,
+    ) -> Result<Self::Buf>;
+
+    /// Max-pool routing: each output's relevance (or gradient) goes wholly to its argmax.
+    /// r `(N·K, H/2, W/2, C)` → `(N·K, H, W, C)`, zero where no window's maximum is.
+    fn maxpool_route(
+        &self,
+        s: PoolShape,
+        heads: usize,
+        r: &Self::Buf,
+        argmax: &Self::Index,
+    ) -> Result<Self::Buf>;
+
+    /// The ReLU backward of a gradient pass, in place: g `(N·K, …)`, y `(N, …)` the ReLU output
+    /// of `n` images.
+    fn relu_backward(
+        &self,
+        n: usize,
+        heads: usize,
+        g: &mut Self::Buf,
+        y: &Self::Buf,
+        mask: Mask,
+    ) -> Result<()>;
+}

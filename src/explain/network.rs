@@ -1,0 +1,368 @@
+//! A model prepared on a backend: the forward pass, and one backward pass that serves both the
+//! LRP rules (SPEC §4) and the plain gradient the baselines need (SPEC §8).
+
+use crate::backend::{Backend, BiasMode, ConvShape, DenseShape, Mask, PoolShape, WeightSet};
+use crate::error::{Error, Result};
+use crate::explain::Preset;
+use crate::model::{ConvParams, Dims, Layer, LayerSpec, Model, Preprocess};
+
+/// What a network knows about its model once the weights live on the backend.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    pub name: String,
+    pub specs: Vec<LayerSpec>,
+    /// (input, output) dims of every layer.
+    pub dims: Vec<(Dims, Dims)>,
+    /// `conv1_1`, `pool1`, `fc1`, …
+    pub layer_names: Vec<String>,
+    pub input_side: usize,
+    pub preprocess: Preprocess,
+    pub classes: Vec<String>,
+}
+
+impl ModelInfo {
+    pub fn input_len(&self) -> usize {
+        self.input_side * self.input_side * 3
+    }
+}
+
+enum Prepared<B: Backend> {
+    Conv(B::Conv),
+    Pool,
+    Flatten,
+    Dense(B::Dense),
+}
+
+/// The result of a forward pass, kept for the backward passes that share it.
+pub struct Forward<B: Backend> {
+    /// Number of images.
+    pub n: usize,
+    /// The logits, `(N, classes)`.
+    pub logits: Vec<f32>,
+    input: Vec<f32>,               // (N, S, S, 3) on the host
+    x: B::Buf,                     // (N, S, S, 3)
+    outputs: Vec<Option<B::Buf>>,  // per layer, its output; `None` for flatten (same buffer)
+    argmax: Vec<Option<B::Index>>, // per pool layer
+}
+
+/// How a backward pass treats each layer.
+#[derive(Clone, Copy, Debug)]
+pub enum Rule {
+    /// LRP: z^B on the first conv, z⁺ everywhere else, with the preset's bias and stabiliser.
+    Relevance(Preset),
+    /// The gradient, with the given ReLU backward.
+    Gradient(Mask),
+}
+
+/// A model whose weights have been prepared on a backend.
+pub struct Network<B: Backend> {
+    backend: B,
+    info: ModelInfo,
+    layers: Vec<Prepared<B>>,
+    /// The first conv as one z^B conv: weights [W⁺ | W⁻] over the input [x − l | x − h].
+    zbox: B::Conv,
+    low: [f32; 3],
+    high: [f32; 3],
+}
+
+impl<B: Backend> Network<B> {
+    pub fn new(backend: B, model: &Model) -> Result<Self> {
+        model.validate()?;
+        let layers = model
+            .layers
+            .iter()
+            .map(|layer| {
+                Ok(match layer {
+                    Layer::Conv(p) => Prepared::Conv(backend.prepare_conv(p)?),
+                    Layer::Pool => Prepared::Pool,
+                    Layer::Flatten => Prepared::Flatten,
+                    Layer::Dense(p) => Prepared::Dense(backend.prepare_dense(p)?),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let Some(Layer::Conv(first)) = model.layers.first() else {
+            unreachable!("validate() checks that the first layer is a conv");
+        };
+        let zbox = backend.prepare_conv(&zbox_params(first))?;
+        let (low, high) = model.preprocess.bounds();
+        let info = ModelInfo {
+            name: model.name.clone(),
+            specs: model.specs(),
+            dims: model.dims(),
+            layer_names: model.layer_names(),
+            input_side: model.input_side,
+            preprocess: model.preprocess.clone(),
+            classes: model.classes.clone(),
+        };
+        Ok(Network {
+            backend,
+            info,
+            layers,
+            zbox,
+            low,
+            high,
+        })
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.info.classes.len()
+    }
+
+    /// The forward pass over `input`, `(N, S, S, 3)` pre-processed.
+    pub fn forward(&self, input: &[f32]) -> Result<Forward<B>> {
+        let per_image = self.info.input_len();
+        if input.is_empty() || input.len() % per_image != 0 {
+            return Err(Error::Request(format!(
+                "input has {} values; expected a multiple of {}×{}×3 = {per_image}",
+                input.len(),
+                self.info.input_side,
+                self.info.input_side
+            )));
+        }
+        if input.iter().any(|v| !v.is_finite()) {
+            return Err(Error::Request(
+                "input contains NaN or infinite values".into(),
+            ));
+        }
+        let n = input.len() / per_image;
+        let b = &self.backend;
+        let x = b.upload(input)?;
+        let mut outputs: Vec<Option<B::Buf>> = Vec::with_capacity(self.layers.len());
+        let mut argmax = Vec::with_capacity(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (input_dims, output_dims) = self.info.dims[i];
+            let current = last_output(&outputs).unwrap_or(&x);
+            let (out, idx) = match layer {
+                Prepared::Conv(w) => (
+                    Some(b.conv3x3_forward(conv_shape(n, input_dims, output_dims), current, w)?),
+                    None,
+                ),
+                Prepared::Pool => {
+                    let (y, idx) = b.maxpool_forward(pool_shape(n, input_dims), current)?;
+                    (Some(y), Some(idx))
+                }
+                Prepared::Flatten => (None, None),
+                Prepared::Dense(w) => {
+                    let relu = i + 1 < self.layers.len();
+                    (
+                        Some(b.dense_forward(
+                            dense_shape(n, input_dims, output_dims),
+                            current,
+                            w,
+                            relu,
+                        )?),
+                        None,
+                    )
+                }
+            };
+            outputs.push(out);
+            argmax.push(idx);
+        }
+        let logits = b.download(last_output(&outputs).expect("the last layer is dense"))?;
+        Ok(Forward {
+            n,
+            logits,
+            input: input.to_vec(),
+            x,
+            outputs,
+            argmax,
+        })
+    }
+
+    /// A backward pass from `heads` output vectors per image, `head_values (N·K, classes)`, down
+    /// to the input of layer `stop` (0: the image). Returns `(N·K, dims of that input)` on the
+    /// host; for the relevance rule and `stop = 0`, the input relevance `(N·K, S, S, 3)`.
+    pub fn backward(
+        &self,
+        fwd: &Forward<B>,
+        heads: usize,
+        head_values: &[f32],
+        rule: Rule,
+        stop: usize,
+    ) -> Result<Vec<f32>> {
+        let classes = self.num_classes();
+        if heads == 0 || head_values.len() != fwd.n * heads * classes {
+            return Err(Error::Request(format!(
+                "expected {} head values ({} images × {heads} heads × {classes} classes), got {}",
+                fwd.n * heads * classes,
+                fwd.n,
+                head_values.len()
+            )));
+        }
+        let b = &self.backend;
+        let n = fwd.n;
+        let mut r = b.upload(head_values)?;
+        for i in (stop..self.layers.len()).rev() {
+            let (input_dims, output_dims) = self.info.dims[i];
+            let act = self.activation(fwd, i);
+            r = match (&self.layers[i], rule) {
+                (Prepared::Flatten, _) => r,
+                (Prepared::Pool, _) => {
+                    let idx = fwd.argmax[i].as_ref().expect("pools record their argmax");
+                    b.maxpool_route(pool_shape(n, input_dims), heads, &r, idx)?
+                }
+                (Prepared::Dense(w), Rule::Relevance(preset)) => {
+                    let s = dense_shape(n, input_dims, output_dims);
+                    let q =
+                        b.dense_quotient(s, heads, act, w, preset.bias(), preset.stabilizer(), &r)?;
+                    b.dense_transpose(s, heads, &q, w, WeightSet::Positive, Some(act))?
+                }
+                (Prepared::Dense(w), Rule::Gradient(mask)) => {
+                    let s = dense_shape(n, input_dims, output_dims);
+                    if i + 1 < self.layers.len() {
+                        b.relu_backward(
+                            n,
+                            heads,
+                            &mut r,
+                            fwd.outputs[i].as_ref().expect("dense output"),
+                            mask,
+                        )?;
+                    }
+                    b.dense_transpose(s, heads, &r, w, WeightSet::Plain, None)?
+                }
+                (Prepared::Conv(_), Rule::Relevance(preset)) if i == 0 => {
+                    return self.zbox_relevance(fwd, heads, &r, preset);
+                }
+                (Prepared::Conv(w), Rule::Relevance(preset)) => {
+                    let s = conv_shape(n, input_dims, output_dims);
+                    let q = b.conv_quotient(
+                        s,
+                        heads,
+                        act,
+                        w,
+                        WeightSet::Positive,
+                        preset.bias(),
+                        preset.stabilizer(),
+                        &r,
+                    )?;
+                    b.conv_transpose(s, heads, &q, w, WeightSet::Positive, Some(act))?
+                }
+                (Prepared::Conv(w), Rule::Gradient(mask)) => {
+                    let s = conv_shape(n, input_dims, output_dims);
+                    b.relu_backward(
+                        n,
+                        heads,
+                        &mut r,
+                        fwd.outputs[i].as_ref().expect("conv output"),
+                        mask,
+                    )?;
+                    b.conv_transpose(s, heads, &r, w, WeightSet::Plain, None)?
+                }
+            };
+        }
+        b.download(&r)
+    }
+
+    /// The z^B rule on the first conv, as one z⁺-shaped pass over the doubled input
+    /// `[x − l | x − h]` with weights `[W⁺ | W⁻]`: every term of its denominator is ≥ 0, so
+    /// nothing cancels; the two halves of the result are summed per channel.
+    fn zbox_relevance(
+        &self,
+        fwd: &Forward<B>,
+        heads: usize,
+        r: &B::Buf,
+        preset: Preset,
+    ) -> Result<Vec<f32>> {
+        let b = &self.backend;
+        let doubled: Vec<f32> = fwd
+            .input
+            .chunks_exact(3)
+            .flat_map(|px| {
+                let lo = std::array::from_fn::<f32, 3, _>(|c| px[c] - self.low[c]);
+                let hi = std::array::from_fn::<f32, 3, _>(|c| px[c] - self.high[c]);
+                lo.into_iter().chain(hi)
+            })
+            .collect();
+        let doubled = b.upload(&doubled)?;
+        let (input_dims, output_dims) = self.info.dims[0];
+        let s = conv_shape(fwd.n, Dims { c: 6, ..input_dims }, output_dims);
+        let q = b.conv_quotient(
+            s,
+            heads,
+            &doubled,
+            &self.zbox,
+            WeightSet::Plain,
+            BiasMode::None,
+            preset.stabilizer(),
+            r,
+        )?;
+        let halves = b.download(&b.conv_transpose(
+            s,
+            heads,
+            &q,
+            &self.zbox,
+            WeightSet::Plain,
+            Some(&doubled),
+        )?)?;
+        Ok(halves
+            .chunks_exact(6)
+            .flat_map(|px| [px[0] + px[3], px[1] + px[4], px[2] + px[5]])
+            .collect())
+    }
+
+    /// The input of layer `i`: the output of the nearest earlier layer that has one.
+    fn activation<'f>(&self, fwd: &'f Forward<B>, i: usize) -> &'f B::Buf {
+        last_output(&fwd.outputs[..i]).unwrap_or(&fwd.x)
+    }
+}
+
+/// The output of the last layer that produced one (flatten produces none).
+fn last_output<T>(outputs: &[Option<T>]) -> Option<&T> {
+    outputs.iter().rev().find_map(Option::as_ref)
+}
+
+/// The first conv's z^B weights: `[W⁺ | W⁻]` along the input channels, no bias.
+fn zbox_params(first: &ConvParams) -> ConvParams {
+    let (cin, cout) = (first.cin, first.cout);
+    let mut weight = vec![0.0; cout * 2 * cin * 9];
+    for co in 0..cout {
+        for ci in 0..cin {
+            for tap in 0..9 {
+                let w = first.weight[(co * cin + ci) * 9 + tap];
+                weight[(co * 2 * cin + ci) * 9 + tap] = w.max(0.0);
+                weight[(co * 2 * cin + cin + ci) * 9 + tap] = w.min(0.0);
+            }
+        }
+    }
+    ConvParams {
+        cin: 2 * cin,
+        cout,
+        weight,
+        bias: vec![0.0; cout],
+    }
+}
+
+fn conv_shape(n: usize, input: Dims, output: Dims) -> ConvShape {
+    ConvShape {
+        n,
+        h: input.h,
+        w: input.w,
+        cin: input.c,
+        cout: output.c,
+    }
+}
+
+fn pool_shape(n: usize, input: Dims) -> PoolShape {
+    PoolShape {
+        n,
+        h: input.h,
+        w: input.w,
+        c: input.c,
+    }
+}
+
+fn dense_shape(n: usize, input: Dims, output: Dims) -> DenseShape {
+    DenseShape {
+        n,
+        inputs: input.len(),
+        outputs: output.c,
+    }
+}

@@ -1,0 +1,15 @@
+//! sglrp — Layer-wise Relevance Propagation (LRP), Contrastive LRP (CLRP) and Softmax-Gradient LRP
+//! (SGLRP) for VGG-family image classifiers, on the CPU and on NVIDIA GPUs.
+//!
+//! The contract is `SPEC.md`: [`model`] holds the network and its weights, [`backend`] the layer
+//! operations (CPU reference and CUDA), [`explain`] the heads, presets and the relevance pass,
+//! [`heatmap`] the display of a relevance map.
+
+pub mod backend;
+pub mod error;
+pub mod explain;
+pub mod heatmap;
+pub mod io;
+pub mod model;
+
+pub use error::{Error, Result};
