@@ -96,6 +96,11 @@ impl Fixture {
                         .chunks_exact(4)
                         .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
                         .collect(),
+                    safetensors::Dtype::F64 => view
+                        .data()
+                        .chunks_exact(8)
+                        .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
+                        .collect(),
                     safetensors::Dtype::I64 => view
                         .data()
                         .chunks_exact(8)
