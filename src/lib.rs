@@ -6,6 +6,7 @@
 //! [`heatmap`] the display of a relevance map.
 
 pub mod backend;
+pub mod dataset;
 pub mod error;
 pub mod explain;
 pub mod heatmap;

@@ -141,6 +141,26 @@ impl Preprocess {
         }
     }
 
+    /// Where the rectangle `[x0, x1) × [y0, y1)` of a `w × h` image lands in the `side × side`
+    /// input that [`Preprocess::resize`] makes, clipped to it; `None` if it falls outside.
+    pub fn map_rect(&self, (w, h): (u32, u32), side: usize, rect: [u32; 4]) -> Option<[usize; 4]> {
+        let side_f = side as f64;
+        let (sx, sy, ox, oy) = match self.resize {
+            Resize::Direct => (side_f / w as f64, side_f / h as f64, 0.0, 0.0),
+            Resize::Crop => {
+                let short = (side_f * 256.0 / 224.0).round();
+                let scale = short / w.min(h) as f64;
+                let (rw, rh) = ((w as f64 * scale).round().max(short), (h as f64 * scale).round().max(short));
+                let (sx, sy) = (rw / w as f64, rh / h as f64);
+                (sx, sy, ((rw - side_f) / 2.0).round(), ((rh - side_f) / 2.0).round())
+            }
+        };
+        let map = |v: u32, s: f64, o: f64| ((v as f64 * s - o).round().clamp(0.0, side_f)) as usize;
+        let [x0, y0, x1, y1] = rect;
+        let mapped = [map(x0, sx, ox), map(y0, sy, oy), map(x1, sx, ox), map(y1, sy, oy)];
+        (mapped[2] > mapped[0] && mapped[3] > mapped[1]).then_some(mapped)
+    }
+
     /// The network input (side, side, 3) for an image of any size.
     pub fn prepare(&self, image: &RgbImage, side: usize) -> Vec<f32> {
         let resized = self.resize(image, side);
@@ -186,6 +206,17 @@ mod tests {
         assert_eq!(out.dimensions(), (224, 224));
         assert_eq!(out.get_pixel(0, 100).0, [0, 0, 0]);
         assert_eq!(out.get_pixel(223, 100).0, [255, 255, 255]);
+    }
+
+    #[test]
+    fn rectangles_follow_the_resize() {
+        let direct = Preprocess::caffe();
+        assert_eq!(direct.map_rect((448, 112), 224, [0, 0, 448, 112]), Some([0, 0, 224, 224]));
+        assert_eq!(direct.map_rect((448, 112), 224, [100, 10, 200, 20]), Some([50, 20, 100, 40]));
+        // 300×200 → 384×256 → crop 224 at (80, 16).
+        let crop = Preprocess::torchvision();
+        assert_eq!(crop.map_rect((300, 200), 224, [150, 100, 300, 200]), Some([112, 112, 224, 224]));
+        assert_eq!(crop.map_rect((300, 200), 224, [0, 0, 40, 200]), None);
     }
 
     #[test]
