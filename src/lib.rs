@@ -3,14 +3,18 @@
 //!
 //! The contract is `SPEC.md`: [`model`] holds the network and its weights, [`backend`] the layer
 //! operations (CPU reference and CUDA), [`explain`] the heads, presets and the relevance pass,
-//! [`heatmap`] the display of a relevance map.
+//! [`heatmap`] the display of a relevance map, [`render`] its pictures (colour maps, overlays, the
+//! comparison grid) and [`io`] image reading and atomic output files.
 
 pub mod backend;
+pub mod bench;
 pub mod dataset;
 pub mod error;
 pub mod explain;
 pub mod heatmap;
 pub mod io;
 pub mod model;
+pub mod render;
+pub mod verify;
 
 pub use error::{Error, Result};

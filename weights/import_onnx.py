@@ -516,7 +516,7 @@ def main(argv=None):
         "sglrp.preprocess": PREPROCESS,
         "sglrp.classes": json.dumps(classes),
         "sglrp.name": NAME,
-        "source": f"{origin} sha256:{sha}",
+        "source": f"{ONNX_NAME} sha256:{sha}",
     }
     out = args.output
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)

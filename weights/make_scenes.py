@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Generate multi-object "Fashion-MNIST scenes": 224x224 RGB images with 2-3 clothing items.
 
-Each scene holds 2 or 3 Fashion-MNIST items of *distinct* classes, scaled to different sizes
-(a square canvas of 56-120 px side, aspect jittered by +-10 %), tinted with a random colour and
+Each scene holds 2 or 3 Fashion-MNIST items of *distinct* classes, scaled to clearly different
+sizes (one main item on a square canvas of 96-128 px side, the others 48-80 px; aspect jittered
+by +-10 %), tinted with a random colour and
 placed on a varied background (flat colour, linear gradient, low-contrast smooth noise, or
 low-contrast stripes/checkerboard). The scenes are the training and evaluation data of the demo
 model (weights/train_demo.py) and the sample inputs in weights/samples/.
@@ -17,7 +18,7 @@ Rendering of one item (Fashion-MNIST items are white-on-black 28x28, grey level 
     pixels the item changes (before any occlusion by another item).
 Items are drawn from the largest box to the smallest, so the smaller ones lie on top. Two boxes
 may overlap by at most IoU 0.2 and by at most 25 % of the smaller box's area. The largest box
-is at least 1.2 times the area of the second largest, so the primary item is unambiguous.
+is at least 2 times the area of the second largest, so the primary item is unambiguous.
 
 Manifest: DIR/manifest.jsonl, one JSON object per line and per scene:
   {"image": "00000.png", "label": 3,
@@ -55,10 +56,11 @@ CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 DEFAULT_FMNIST = "/usr/share/datasets/fashion-mnist"
 
-MIN_SIDE, MAX_SIDE = 56, 120      # item canvas side before aspect jitter
+MAIN_SIDE = (96, 128)             # canvas side of the main item, before aspect jitter
+OTHER_SIDE = (48, 80)             # canvas side of the other items
 MAX_IOU = 0.2                     # pairwise box IoU limit
 MAX_COVER = 0.25                  # max fraction of the smaller box covered by another box
-AREA_MARGIN = 1.2                 # largest box area >= AREA_MARGIN * second largest
+AREA_MARGIN = 2.0                 # largest box area >= AREA_MARGIN * second largest
 ALPHA_LO, ALPHA_RANGE = 0.04, 0.16
 MIN_TINT_DIST = 110.0             # min RGB distance between tint and background mean
 
@@ -121,12 +123,12 @@ def make_background(rng, size):
 
 # ---------------------------------------------------------------- items
 
-def render_item(rng, grey28):
+def render_item(rng, grey28, side_range):
     """Resize one 28x28 item; return (grey, alpha) cropped to the tight box of alpha > 0."""
     g = grey28.astype(np.float32) / 255.0
     if rng.random() < 0.5:
         g = g[:, ::-1]
-    side = rng.uniform(MIN_SIDE, MAX_SIDE)
+    side = rng.uniform(*side_range)
     aspect = rng.uniform(0.9, 1.1)
     w = int(round(side * np.sqrt(aspect)))
     h = int(round(side / np.sqrt(aspect)))
@@ -170,9 +172,9 @@ def make_scene(rng, images, by_class, size):
         k = 2 if rng.random() < 0.5 else 3
         classes = rng.choice(10, size=k, replace=False)
         items = []
-        for c in classes:
+        for n, c in enumerate(classes):
             idx = int(by_class[c][rng.integers(len(by_class[c]))])
-            r = render_item(rng, images[idx])
+            r = render_item(rng, images[idx], MAIN_SIDE if n == 0 else OTHER_SIDE)
             if r is None:
                 break
             items.append((int(c), r[0], r[1]))

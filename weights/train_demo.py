@@ -20,6 +20,13 @@ How:
      that follow the scene's items by size (2 items: 0.7 / 0.3; 3 items: 0.6 / 0.25 / 0.15 for
      the largest, second, third box), so the primary item gets top-1 and the runner-up item
      tends to get the second highest score. The last --val train scenes are held out.
+     With --head gap (default) the first dense layer's weights are tied across the 7x7
+     positions while training: the head sees the per-channel mean of pool5 (global average
+     pooling), standardised per channel, through dense 512 -> 256. After training this is
+     written out exactly as the equivalent plain dense 25088 -> 256 layer
+     (W[j, c*49 + p] = U[j, c] / (49 sd_c), b_j = b0_j - sum_c U[j, c] mu_c / sd_c): a
+     position-invariant head that needs far less data than free 25088-column weights, which
+     over-fit the few thousand scenes (--head full trains those directly).
   3. Evaluation uses the float16-rounded head: top-1 accuracy on the primary item (largest box),
      and how often the two highest scores are the classes of the two largest items (as a set,
      and in order). Finally the written file is read back and a plain PyTorch forward pass of the
@@ -56,10 +63,7 @@ SOFT = {2: [0.7, 0.3], 3: [0.6, 0.25, 0.15]}
 
 def read_manifest(folder):
     with open(os.path.join(folder, "manifest.jsonl")) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
-    with open(os.path.join(folder, "manifest.jsonl"), "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    return rows, digest
+        return [json.loads(line) for line in f if line.strip()]
 
 
 def load_pixels(folder, row):
@@ -154,13 +158,15 @@ def torch_features(convs):
     return torch.nn.Sequential(*mods)
 
 
-def features(folder, rows, digest, count, convs, args, tag):
-    """pool5 features (count, 25088) in (C,H,W) order, cached in chunks of CHUNK scenes."""
+def features(folder, rows, count, convs, args, tag):
+    """pool5 features (count, 25088) in (C,H,W) order, cached in chunks of CHUNK scenes.
+
+    A chunk's file name carries a hash of its manifest lines, the folder a hash of the weights
+    and the engine, so a longer manifest from the same generator reuses the chunks."""
     h = hashlib.sha256()
     for _, w, b in convs:
         h.update(w.tobytes())
         h.update(b.tobytes())
-    h.update(digest.encode())
     h.update(args.engine.encode())
     cdir = os.path.join(args.cache, f"{tag}-{h.hexdigest()[:16]}")
     os.makedirs(cdir, exist_ok=True)
@@ -169,7 +175,8 @@ def features(folder, rows, digest, count, convs, args, tag):
     t0, done = time.time(), 0
     for start in range(0, count, CHUNK):
         stop = min(start + CHUNK, len(rows))
-        path = os.path.join(cdir, f"{start:06d}-{stop:06d}.npy")
+        key = hashlib.sha256(json.dumps(rows[start:stop], sort_keys=True).encode()).hexdigest()[:12]
+        path = os.path.join(cdir, f"{start:06d}-{stop:06d}-{key}.npy")
         if not os.path.exists(path):
             if extractor is None:
                 extractor = (OrtExtractor if args.engine == "ort" else TorchExtractor)(convs, args.threads)
@@ -245,11 +252,27 @@ def train_head(x, y, xv, rv, args):
     return head
 
 
-def head_f16(head):
-    """The head's parameters rounded to float16, as numpy f32 arrays (w1, b1, w2, b2)."""
-    p = [t.detach().numpy().astype(np.float16) for t in
-         (head[0].weight, head[0].bias, head[3].weight, head[3].bias)]
-    return p
+def gap_inputs(x, stats=None):
+    """(N, 25088) pool5 features in (C,H,W) order -> standardised per-channel means (N, 512)."""
+    g = x.reshape(len(x), 512, -1).mean(axis=2)
+    if stats is None:
+        stats = (g.mean(axis=0), g.std(axis=0) + 1e-3)
+    mu, sd = stats
+    return ((g - mu) / sd).astype(np.float32), stats
+
+
+def export_head(head, stats=None, positions=49):
+    """The trained head as the plain network's (w1, b1, w2, b2), float16.
+
+    With stats (gap head) the 512-column first layer is expanded to the equivalent
+    25088-column dense layer on the raw pool5 features."""
+    w1, b1, w2, b2 = (t.detach().numpy().astype(np.float64) for t in
+                      (head[0].weight, head[0].bias, head[3].weight, head[3].bias))
+    if stats is not None:
+        mu, sd = (a.astype(np.float64) for a in stats)
+        b1 = b1 - w1 @ (mu / sd)
+        w1 = np.repeat(w1 / sd[None, :] / positions, positions, axis=1)
+    return [a.astype(np.float16) for a in (w1, b1, w2, b2)]
 
 
 def head_logits(x, p16):
@@ -273,6 +296,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--hidden", type=int, default=256)
+    ap.add_argument("--head", choices=["gap", "full"], default="gap")
     ap.add_argument("--epochs", type=int, default=40)
     ap.add_argument("--bs", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-4)
@@ -285,13 +309,13 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     t0 = time.time()
     convs = conv_weights(args.onnx)
-    rows_tr, dig_tr = read_manifest(args.train)
-    rows_te, dig_te = read_manifest(args.test)
+    rows_tr = read_manifest(args.train)
+    rows_te = read_manifest(args.test)
     n_tr = min(args.train_count, len(rows_tr))
     n_te = min(args.test_count, len(rows_te))
     print(f"features: {n_tr} train scenes, {n_te} test scenes, engine {args.engine}")
-    x_all = features(args.train, rows_tr, dig_tr, n_tr, convs, args, "train")
-    x_te = features(args.test, rows_te, dig_te, n_te, convs, args, "test")
+    x_all = features(args.train, rows_tr, n_tr, convs, args, "train")
+    x_te = features(args.test, rows_te, n_te, convs, args, "test")
     t_feat = time.time() - t0
     if args.features_only:
         return
@@ -303,10 +327,16 @@ def main(argv=None):
           f"nonzero {np.mean(x_fit > 0):.3f}")
 
     t1 = time.time()
-    print(f"training the head on {n_fit} scenes ({args.val} held out)")
-    head = train_head(x_fit, soft_targets(r_fit), x_val, r_val, args)
+    print(f"training the {args.head} head on {n_fit} scenes ({args.val} held out)")
+    if args.head == "gap":
+        g_fit, stats = gap_inputs(x_fit)
+        g_val, _ = gap_inputs(x_val, stats)
+        head = train_head(g_fit, soft_targets(r_fit), g_val, r_val, args)
+    else:
+        stats = None
+        head = train_head(x_fit, soft_targets(r_fit), x_val, r_val, args)
     t_train = time.time() - t1
-    p16 = head_f16(head)
+    p16 = export_head(head, stats)
     res = {"val": metrics(head_logits(x_val, p16), r_val) if len(r_val) else None,
            "test": metrics(head_logits(x_te, p16), rows_te),
            "train": metrics(head_logits(x_fit, p16), r_fit)}

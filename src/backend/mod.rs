@@ -8,6 +8,7 @@
 //! image share the forward pass and the z⁺ denominators (SPEC §7).
 
 pub mod cpu;
+pub mod cuda;
 
 use crate::error::Result;
 use crate::model::{ConvParams, DenseParams};
@@ -115,6 +116,36 @@ pub enum Mask {
     Guided,
 }
 
+/// A named span of work — one layer of one pass, `forward/conv3_2`, `relevance/fc1` — opened by
+/// [`Backend::range`] and closed when dropped. The CUDA backend marks it as an NVTX range (and
+/// can time it); by default it does nothing.
+#[must_use = "the range ends when this guard is dropped"]
+pub struct Range<'a> {
+    end: Option<Box<dyn FnOnce() + 'a>>,
+}
+
+impl<'a> Range<'a> {
+    /// A range that does nothing.
+    pub fn none() -> Self {
+        Range { end: None }
+    }
+
+    /// A range that runs `end` when it closes.
+    pub fn new(end: impl FnOnce() + 'a) -> Self {
+        Range {
+            end: Some(Box::new(end)),
+        }
+    }
+}
+
+impl Drop for Range<'_> {
+    fn drop(&mut self) {
+        if let Some(end) = self.end.take() {
+            end();
+        }
+    }
+}
+
 /// The layer operations. Buffers hold f32 (`Buf`) or u32 argmax indices (`Index`); `Conv` and
 /// `Dense` are a layer's weights in whatever layouts the backend prepared at load time.
 pub trait Backend {
@@ -125,6 +156,13 @@ pub trait Backend {
 
     /// A short name for messages: `cpu`, `cuda:0`.
     fn name(&self) -> String;
+
+    /// Opens the range `name` (`forward/conv3_2`, …) until the returned guard drops: a label for
+    /// profilers and per-layer timers. Does nothing unless a backend says otherwise.
+    fn range(&self, name: &str) -> Range<'_> {
+        let _ = name;
+        Range::none()
+    }
 
     fn upload(&self, host: &[f32]) -> Result<Self::Buf>;
     fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>>;

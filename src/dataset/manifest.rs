@@ -34,13 +34,17 @@ pub fn read_manifest(path: &Path) -> Result<Dataset> {
         let parsed: Line = match serde_json::from_str(raw) {
             Ok(line) => line,
             Err(e) => {
-                dataset.skipped.push(format!("{source}: not a scene line ({e})"));
+                dataset
+                    .skipped
+                    .push(format!("{source}: not a scene line ({e})"));
                 continue;
             }
         };
         let image = dir.join(&parsed.image);
         if !image.is_file() {
-            dataset.skipped.push(format!("{source}: image {} not found", image.display()));
+            dataset
+                .skipped
+                .push(format!("{source}: image {} not found", image.display()));
             continue;
         }
         if let Some(b) = parsed.boxes.iter().find(|b| b.x1 <= b.x0 || b.y1 <= b.y0) {

@@ -26,7 +26,11 @@ pub fn read_synsets(path: &Path) -> Result<HashMap<String, usize>> {
 /// Reads every `*.xml` in `boxes_dir`; images are looked up in `images_dir` by the file's
 /// `<filename>` (with the extension it has there, or `.JPEG`, `.jpg`, `.png` added). The label is
 /// the class of the largest box.
-pub fn read_voc(boxes_dir: &Path, images_dir: &Path, synsets: &HashMap<String, usize>) -> Result<Dataset> {
+pub fn read_voc(
+    boxes_dir: &Path,
+    images_dir: &Path,
+    synsets: &HashMap<String, usize>,
+) -> Result<Dataset> {
     let entries = std::fs::read_dir(boxes_dir).map_err(|source| Error::Io {
         path: boxes_dir.to_owned(),
         source,
@@ -40,13 +44,19 @@ pub fn read_voc(boxes_dir: &Path, images_dir: &Path, synsets: &HashMap<String, u
     for file in files {
         match read_one(&file, images_dir, synsets) {
             Ok(sample) => dataset.samples.push(sample),
-            Err(reason) => dataset.skipped.push(format!("{}: {reason}", file.display())),
+            Err(reason) => dataset
+                .skipped
+                .push(format!("{}: {reason}", file.display())),
         }
     }
     Ok(dataset)
 }
 
-fn read_one(file: &Path, images_dir: &Path, synsets: &HashMap<String, usize>) -> Result<Sample, String> {
+fn read_one(
+    file: &Path,
+    images_dir: &Path,
+    synsets: &HashMap<String, usize>,
+) -> Result<Sample, String> {
     let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
     let doc = roxmltree::Document::parse(&text).map_err(|e| format!("not XML ({e})"))?;
     let root = doc.root_element();
@@ -124,7 +134,11 @@ mod tests {
              </annotation>",
         )
         .unwrap();
-        std::fs::write(boxes.join("val_2.xml"), "<annotation><filename>val_2</filename></annotation>").unwrap();
+        std::fs::write(
+            boxes.join("val_2.xml"),
+            "<annotation><filename>val_2</filename></annotation>",
+        )
+        .unwrap();
         std::fs::write(
             boxes.join("val_3.xml"),
             "<annotation><filename>val_1</filename><object><name>n09</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>2</xmax><ymax>2</ymax></bndbox></object></annotation>",
@@ -137,7 +151,16 @@ mod tests {
         assert_eq!(data.samples.len(), 1);
         let s = &data.samples[0];
         assert_eq!(s.label, 0, "the largest box's class");
-        assert_eq!(s.boxes[0], LabelBox { label: 1, x0: 10, y0: 20, x1: 40, y1: 60 });
+        assert_eq!(
+            s.boxes[0],
+            LabelBox {
+                label: 1,
+                x0: 10,
+                y0: 20,
+                x1: 40,
+                y1: 60
+            }
+        );
         assert_eq!(data.skipped.len(), 2, "{:?}", data.skipped);
         assert!(data.skipped[0].contains("val_2.xml") && data.skipped[0].contains("not found"));
         assert!(data.skipped[1].contains("n09"));

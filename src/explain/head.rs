@@ -1,52 +1,7 @@
 //! Output relevance, "heads" (SPEC §3), and the two-pass heads of the `innvestigate` preset
-//! (SPEC §5).
+//! (SPEC §5). The baselines' head is the one-hot vector of the target: they differentiate `z_t`.
 
-use std::fmt;
-use std::str::FromStr;
-
-/// An explanation method: which relevance is put on the logits.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Method {
-    Lrp,
-    Clrp,
-    Sglrp,
-    /// Any vector over the classes, given by the caller.
-    Custom(Vec<f32>),
-}
-
-impl Method {
-    /// The three LRP methods of the paper.
-    pub const PAPER: [Method; 3] = [Method::Lrp, Method::Clrp, Method::Sglrp];
-
-    pub fn name(&self) -> &'static str {
-        match self {
-            Method::Lrp => "lrp",
-            Method::Clrp => "clrp",
-            Method::Sglrp => "sglrp",
-            Method::Custom(_) => "custom",
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "lrp" => Ok(Method::Lrp),
-            "clrp" => Ok(Method::Clrp),
-            "sglrp" => Ok(Method::Sglrp),
-            _ => Err(format!(
-                "unknown method `{s}` (expected lrp, clrp or sglrp)"
-            )),
-        }
-    }
-}
+use super::Method;
 
 /// `softmax(z)`, computed in f64 with the maximum subtracted.
 pub fn softmax(z: &[f32]) -> Vec<f32> {
@@ -78,6 +33,8 @@ pub fn head(method: &Method, z: &[f32], t: usize) -> Vec<f32> {
                 .collect()
         }
         Method::Custom(v) => v.clone(),
+        // The baselines differentiate the target's logit.
+        _ => one_hot(n, t, 1.0),
     }
 }
 
@@ -102,6 +59,7 @@ pub fn innvestigate_heads(method: &Method, z: &[f32], t: usize) -> (Vec<f32>, Ve
             (one_hot(n, t, y[t] * (1.0 - y[t]) + 1e-8), others)
         }
         Method::Custom(v) => return (v.clone(), vec![0.0; n]),
+        _ => return (head(method, z, t), vec![0.0; n]),
     };
     let mask = |h: Vec<f32>| -> Vec<f32> {
         h.into_iter()

@@ -2,16 +2,21 @@
 //! network. Several methods and targets for one image share one forward pass and, being one
 //! batch of heads, the z⁺ denominators (SPEC §7).
 
+mod baselines;
 mod head;
+mod method;
 mod network;
 mod preset;
 
-pub use head::{Method, head, innvestigate_combine, innvestigate_heads, softmax};
+pub use baselines::{grad_cam, random_map, upsample};
+pub use head::{head, innvestigate_combine, innvestigate_heads, softmax};
+pub use method::Method;
 pub use network::{Forward, ModelInfo, Network, Rule};
 pub use preset::Preset;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Mask};
 use crate::error::{Error, Result};
+use method::Pass;
 
 /// Which class an explanation is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,10 +46,14 @@ pub struct Explanation {
     pub method: Method,
     /// The target class (for a custom head: the class the request named).
     pub target: usize,
-    /// The relevance put on the logits (for the `innvestigate` preset: the target pass's).
+    /// The relevance put on the logits (for the `innvestigate` preset: the target pass's; for
+    /// the baselines: the one-hot vector of the target, whose logit they differentiate).
     pub head: Vec<f32>,
-    /// Signed input relevance, `(3, H, W)`, channels in the model's order.
+    /// The map, `(C, H, W)`: for the LRP methods the signed input relevance, `C = 3` in the
+    /// model's channel order; for the gradients the gradient; for Grad-CAM and Random `C = 1`.
     pub relevance: Vec<f32>,
+    /// `C` of `relevance`.
+    pub channels: usize,
 }
 
 /// Everything computed for one image.
@@ -96,7 +105,9 @@ impl<B: Backend> Network<B> {
         self.explain(input, &vec![requests.to_vec(); n], preset)
     }
 
-    /// Explanations from a forward pass already made.
+    /// Explanations from a forward pass already made. Every image's list names the same
+    /// methods in the same order (targets may differ); each kind of backward pass runs once, for
+    /// all the requests that need it.
     pub fn explain_forward(
         &self,
         fwd: &Forward<B>,
@@ -105,54 +116,120 @@ impl<B: Backend> Network<B> {
     ) -> Result<Vec<ImageResult>> {
         let classes = self.num_classes();
         let k = requests.first().map_or(0, Vec::len);
-        if requests.len() != fwd.n || k == 0 || requests.iter().any(|r| r.len() != k) {
+        let same_methods = |r: &Vec<Request>| {
+            r.len() == k
+                && r.iter().zip(&requests[0]).all(|(a, b)| {
+                    std::mem::discriminant(&a.method) == std::mem::discriminant(&b.method)
+                })
+        };
+        if requests.len() != fwd.n || k == 0 || !requests.iter().all(same_methods) {
             return Err(Error::Request(format!(
-                "expected the same non-zero number of requests for each of the {} images",
+                "expected, for each of the {} images, a non-empty list of requests naming the same methods in the same order",
                 fwd.n
             )));
         }
-        // Heads, image-major: (N, K·passes, classes).
-        let passes = if preset.two_pass() { 2 } else { 1 };
         let mut targets = Vec::with_capacity(fwd.n * k);
-        let mut head_values = Vec::with_capacity(fwd.n * k * passes * classes);
         for (z, image_requests) in fwd.logits.chunks(classes).zip(requests) {
             let order = ranking(z);
             for request in image_requests {
-                let t = self.resolve(request, &order)?;
-                targets.push(t);
-                if preset.two_pass() {
-                    let (target, others) = innvestigate_heads(&request.method, z, t);
-                    head_values.extend(target);
-                    head_values.extend(others);
-                } else {
-                    head_values.extend(head(&request.method, z, t));
-                }
+                targets.push(self.resolve(request, &order)?);
             }
         }
-        let relevance = self.backward(fwd, k * passes, &head_values, Rule::Relevance(preset), 0)?;
+        // Heads: the LRP methods' (two per request for the `innvestigate` preset), and the
+        // one-hot target for the gradient passes.
+        let lrp_heads = |m: &Method, z: &[f32], t: usize| -> Vec<Vec<f32>> {
+            if preset.two_pass() {
+                let (target, others) = innvestigate_heads(m, z, t);
+                vec![target, others]
+            } else {
+                vec![head(m, z, t)]
+            }
+        };
+        let one_hot = |m: &Method, z: &[f32], t: usize| vec![head(m, z, t)];
+        let passes = [
+            (Pass::Relevance, Rule::Relevance(preset), 0),
+            (Pass::Gradient(Mask::Relu), Rule::Gradient(Mask::Relu), 0),
+            (
+                Pass::Gradient(Mask::Guided),
+                Rule::Gradient(Mask::Guided),
+                0,
+            ),
+            (
+                Pass::Cam,
+                Rule::Gradient(Mask::Relu),
+                self.gradcam_layer() + 1,
+            ),
+        ];
+        let mut computed = Vec::new();
+        for (pass, rule, stop) in passes {
+            let heads_of: &HeadsOf = if pass == Pass::Relevance {
+                &lrp_heads
+            } else {
+                &one_hot
+            };
+            computed.push(self.run_pass(fwd, requests, &targets, pass, rule, stop, heads_of)?);
+        }
+        let [relevance, gradient, guided, cam] = computed.try_into().ok().expect("four passes");
+        let cam_layer = self.gradcam_layer();
+        let cam_activation = match &cam {
+            Some(_) => Some(self.output(fwd, cam_layer)?),
+            None => None,
+        };
+
         let side = self.info().input_side;
-        let map = side * side * 3;
         let mut results = Vec::with_capacity(fwd.n);
         for (i, (z, image_requests)) in fwd.logits.chunks(classes).zip(requests).enumerate() {
-            let explanations = image_requests
-                .iter()
-                .enumerate()
-                .map(|(j, request)| {
-                    let row = (i * k + j) * passes;
-                    let target = &relevance[row * map..][..map];
-                    let nhwc = if preset.two_pass() {
-                        innvestigate_combine(target, &relevance[(row + 1) * map..][..map])
-                    } else {
-                        target.to_vec()
-                    };
-                    Explanation {
-                        method: request.method.clone(),
-                        target: targets[i * k + j],
-                        head: head_values[row * classes..][..classes].to_vec(),
-                        relevance: hwc_to_chw(&nhwc, side, side),
+            let mut explanations = Vec::with_capacity(k);
+            for (j, request) in image_requests.iter().enumerate() {
+                let t = targets[i * k + j];
+                let chw = |rows: &[f32]| hwc_to_chw(rows, side, side);
+                let grad_cam_map = || {
+                    let dims = self.info().dims[cam_layer].1;
+                    let (act_len, g) = (dims.len(), cam.as_ref().expect("cam pass").rows(i, j));
+                    let a =
+                        &cam_activation.as_ref().expect("cam activation")[i * act_len..][..act_len];
+                    upsample(&grad_cam(a, g, dims.c), dims.h, dims.w, side)
+                };
+                let (head_values, map) = match &request.method {
+                    Method::Random { seed } => {
+                        (head(&request.method, z, t), random_map(*seed, side))
                     }
-                })
-                .collect();
+                    Method::Gradient => (
+                        head(&request.method, z, t),
+                        chw(gradient.as_ref().expect("pass").rows(i, j)),
+                    ),
+                    Method::GuidedBackprop => (
+                        head(&request.method, z, t),
+                        chw(guided.as_ref().expect("pass").rows(i, j)),
+                    ),
+                    Method::GradCam => (head(&request.method, z, t), grad_cam_map()),
+                    Method::GuidedGradCam => {
+                        let cam_map = grad_cam_map();
+                        let mut map = chw(guided.as_ref().expect("pass").rows(i, j));
+                        for channel in map.chunks_exact_mut(side * side) {
+                            channel.iter_mut().zip(&cam_map).for_each(|(g, c)| *g *= c);
+                        }
+                        (head(&request.method, z, t), map)
+                    }
+                    _ => {
+                        let rows = relevance.as_ref().expect("relevance pass").rows(i, j);
+                        let plane = rows.len() / if preset.two_pass() { 2 } else { 1 };
+                        let nhwc = if preset.two_pass() {
+                            innvestigate_combine(&rows[..plane], &rows[plane..])
+                        } else {
+                            rows.to_vec()
+                        };
+                        (lrp_heads(&request.method, z, t).swap_remove(0), chw(&nhwc))
+                    }
+                };
+                explanations.push(Explanation {
+                    method: request.method.clone(),
+                    target: t,
+                    head: head_values,
+                    channels: request.method.channels(),
+                    relevance: map,
+                });
+            }
             results.push(ImageResult {
                 logits: z.to_vec(),
                 probabilities: softmax(z),
@@ -160,6 +237,47 @@ impl<B: Backend> Network<B> {
             });
         }
         Ok(results)
+    }
+
+    /// One backward pass for every request whose method needs `pass`, with `heads_of` heads each.
+    #[allow(clippy::too_many_arguments)]
+    fn run_pass(
+        &self,
+        fwd: &Forward<B>,
+        requests: &[Vec<Request>],
+        targets: &[usize],
+        pass: Pass,
+        rule: Rule,
+        stop: usize,
+        heads_of: &HeadsOf,
+    ) -> Result<Option<PassResult>> {
+        let k = requests[0].len();
+        let mut slots = Vec::with_capacity(k);
+        let mut count = 0;
+        for request in &requests[0] {
+            let needed = request.method.passes().contains(&pass);
+            slots.push(needed.then_some(count));
+            count += usize::from(needed);
+        }
+        if count == 0 {
+            return Ok(None);
+        }
+        let classes = self.num_classes();
+        let mut values = Vec::new();
+        for (i, z) in fwd.logits.chunks(classes).enumerate() {
+            for j in (0..k).filter(|&j| slots[j].is_some()) {
+                values.extend(heads_of(&requests[i][j].method, z, targets[i * k + j]).concat());
+            }
+        }
+        let rows = values.len() / classes / fwd.n;
+        let values = self.backward(fwd, rows, &values, rule, stop)?;
+        Ok(Some(PassResult {
+            map: values.len() / (fwd.n * rows),
+            stride: rows / count,
+            rows_per_image: count,
+            slots,
+            values,
+        }))
     }
 
     fn resolve(&self, request: &Request, order: &[usize]) -> Result<usize> {
@@ -195,4 +313,27 @@ pub fn hwc_to_chw(hwc: &[f32], h: usize, w: usize) -> Vec<f32> {
         }
     }
     chw
+}
+
+/// The heads one request contributes to a pass, from its method, the logits and its target.
+type HeadsOf<'a> = dyn Fn(&Method, &[f32], usize) -> Vec<Vec<f32>> + 'a;
+
+/// One backward pass's output, `(N·K_pass·stride, map)`: `stride` heads per request (two for
+/// the `innvestigate` preset's target and others passes), `slots[j]` the position of request `j`
+/// among the pass's requests.
+struct PassResult {
+    values: Vec<f32>,
+    map: usize,
+    stride: usize,
+    rows_per_image: usize,
+    slots: Vec<Option<usize>>,
+}
+
+impl PassResult {
+    /// Request `j` of image `i`: its `stride` maps, concatenated.
+    fn rows(&self, i: usize, j: usize) -> &[f32] {
+        let slot = self.slots[j].expect("the request needs this pass");
+        let row = (i * self.rows_per_image + slot) * self.stride;
+        &self.values[row * self.map..][..self.stride * self.map]
+    }
 }

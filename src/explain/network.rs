@@ -63,6 +63,8 @@ pub struct Network<B: Backend> {
     zbox: B::Conv,
     low: [f32; 3],
     high: [f32; 3],
+    /// The conv layer whose ReLU output Grad-CAM uses (default: the last conv).
+    cam_layer: usize,
 }
 
 impl<B: Backend> Network<B> {
@@ -94,6 +96,11 @@ impl<B: Backend> Network<B> {
             preprocess: model.preprocess.clone(),
             classes: model.classes.clone(),
         };
+        let cam_layer = info
+            .specs
+            .iter()
+            .rposition(|s| matches!(s, LayerSpec::Conv(_)))
+            .expect("the first layer is a conv");
         Ok(Network {
             backend,
             info,
@@ -101,7 +108,46 @@ impl<B: Backend> Network<B> {
             zbox,
             low,
             high,
+            cam_layer,
         })
+    }
+
+    /// Chooses Grad-CAM's layer by name (`conv5_3`, see [`ModelInfo::layer_names`]).
+    pub fn set_gradcam_layer(&mut self, name: &str) -> Result<()> {
+        let convs: Vec<&String> = self
+            .info
+            .layer_names
+            .iter()
+            .zip(&self.info.specs)
+            .filter(|(_, s)| matches!(s, LayerSpec::Conv(_)))
+            .map(|(n, _)| n)
+            .collect();
+        let index = self.info.layer_names.iter().position(|n| n == name);
+        match index {
+            Some(i) if matches!(self.info.specs[i], LayerSpec::Conv(_)) => {
+                self.cam_layer = i;
+                Ok(())
+            }
+            _ => Err(Error::Request(format!(
+                "Grad-CAM layer `{name}` is not a conv layer of this model (one of {})",
+                convs
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// Grad-CAM's layer (an index into the layers).
+    pub fn gradcam_layer(&self) -> usize {
+        self.cam_layer
+    }
+
+    /// Layer `i`'s output of a forward pass, on the host: `(N, dims of that output)`.
+    pub fn output(&self, fwd: &Forward<B>, i: usize) -> Result<Vec<f32>> {
+        self.backend
+            .download(last_output(&fwd.outputs[..=i]).unwrap_or(&fwd.x))
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -119,7 +165,7 @@ impl<B: Backend> Network<B> {
     /// The forward pass over `input`, `(N, S, S, 3)` pre-processed.
     pub fn forward(&self, input: &[f32]) -> Result<Forward<B>> {
         let per_image = self.info.input_len();
-        if input.is_empty() || input.len() % per_image != 0 {
+        if input.is_empty() || !input.len().is_multiple_of(per_image) {
             return Err(Error::Request(format!(
                 "input has {} values; expected a multiple of {}×{}×3 = {per_image}",
                 input.len(),
@@ -138,6 +184,7 @@ impl<B: Backend> Network<B> {
         let mut outputs: Vec<Option<B::Buf>> = Vec::with_capacity(self.layers.len());
         let mut argmax = Vec::with_capacity(self.layers.len());
         for (i, layer) in self.layers.iter().enumerate() {
+            let _range = b.range(&format!("forward/{}", self.info.layer_names[i]));
             let (input_dims, output_dims) = self.info.dims[i];
             let current = last_output(&outputs).unwrap_or(&x);
             let (out, idx) = match layer {
@@ -200,7 +247,12 @@ impl<B: Backend> Network<B> {
         let b = &self.backend;
         let n = fwd.n;
         let mut r = b.upload(head_values)?;
+        let pass = match rule {
+            Rule::Relevance(_) => "relevance",
+            Rule::Gradient(_) => "gradient",
+        };
         for i in (stop..self.layers.len()).rev() {
+            let _range = b.range(&format!("{pass}/{}", self.info.layer_names[i]));
             let (input_dims, output_dims) = self.info.dims[i];
             let act = self.activation(fwd, i);
             r = match (&self.layers[i], rule) {

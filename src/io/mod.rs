@@ -1,4 +1,8 @@
-//! File output shared by the library and the CLI.
+//! File input and output shared by the library and the CLI: images in ([`images`]), PNG and
+//! `.npy` out ([`images`], [`npy`]), every output written atomically.
+
+pub mod images;
+pub mod npy;
 
 use std::io::Write;
 use std::path::Path;

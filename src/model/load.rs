@@ -236,7 +236,6 @@ fn torch_hub(file: &File, origin: Origin) -> Result<Model> {
         layers.push(Layer::Dense(dense));
     }
     let side = side.ok_or_else(|| Error::tensor(file.path, "classifier.0.weight", "missing"))?;
-    let mut layers = layers;
     reorder_flatten(&mut layers, side, FlattenOrder::Chw);
     let classes = match layers.last() {
         Some(Layer::Dense(p)) => Model::default_classes(p.outputs),

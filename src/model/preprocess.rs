@@ -150,14 +150,27 @@ impl Preprocess {
             Resize::Crop => {
                 let short = (side_f * 256.0 / 224.0).round();
                 let scale = short / w.min(h) as f64;
-                let (rw, rh) = ((w as f64 * scale).round().max(short), (h as f64 * scale).round().max(short));
+                let (rw, rh) = (
+                    (w as f64 * scale).round().max(short),
+                    (h as f64 * scale).round().max(short),
+                );
                 let (sx, sy) = (rw / w as f64, rh / h as f64);
-                (sx, sy, ((rw - side_f) / 2.0).round(), ((rh - side_f) / 2.0).round())
+                (
+                    sx,
+                    sy,
+                    ((rw - side_f) / 2.0).round(),
+                    ((rh - side_f) / 2.0).round(),
+                )
             }
         };
         let map = |v: u32, s: f64, o: f64| ((v as f64 * s - o).round().clamp(0.0, side_f)) as usize;
         let [x0, y0, x1, y1] = rect;
-        let mapped = [map(x0, sx, ox), map(y0, sy, oy), map(x1, sx, ox), map(y1, sy, oy)];
+        let mapped = [
+            map(x0, sx, ox),
+            map(y0, sy, oy),
+            map(x1, sx, ox),
+            map(y1, sy, oy),
+        ];
         (mapped[2] > mapped[0] && mapped[3] > mapped[1]).then_some(mapped)
     }
 
@@ -211,11 +224,20 @@ mod tests {
     #[test]
     fn rectangles_follow_the_resize() {
         let direct = Preprocess::caffe();
-        assert_eq!(direct.map_rect((448, 112), 224, [0, 0, 448, 112]), Some([0, 0, 224, 224]));
-        assert_eq!(direct.map_rect((448, 112), 224, [100, 10, 200, 20]), Some([50, 20, 100, 40]));
+        assert_eq!(
+            direct.map_rect((448, 112), 224, [0, 0, 448, 112]),
+            Some([0, 0, 224, 224])
+        );
+        assert_eq!(
+            direct.map_rect((448, 112), 224, [100, 10, 200, 20]),
+            Some([50, 20, 100, 40])
+        );
         // 300×200 → 384×256 → crop 224 at (80, 16).
         let crop = Preprocess::torchvision();
-        assert_eq!(crop.map_rect((300, 200), 224, [150, 100, 300, 200]), Some([112, 112, 224, 224]));
+        assert_eq!(
+            crop.map_rect((300, 200), 224, [150, 100, 300, 200]),
+            Some([112, 112, 224, 224])
+        );
         assert_eq!(crop.map_rect((300, 200), 224, [0, 0, 40, 200]), None);
     }
 

@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 
-use super::gemm::dot;
+use super::gemm::{axpy, dot};
 use crate::backend::{DenseShape, Stabilizer};
 use crate::model::DenseParams;
 
@@ -89,10 +89,7 @@ pub fn dense_transpose(
                 for (r, acc_row) in acc.chunks_exact_mut(width).enumerate() {
                     let gj = g[r * s.outputs + j];
                     if gj != 0.0 {
-                        acc_row
-                            .iter_mut()
-                            .zip(w_blk)
-                            .for_each(|(c, w)| *c = w.mul_add(gj, *c));
+                        axpy(acc_row, gj, w_blk);
                     }
                 }
             }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the pinned CUDA 13.0 PyPI wheels that build.rs uses to compile kernels/*.cu (NVRTC,
+# the CUDA headers) and that .ci/ptxas_check.sh uses to check them (ptxas), into the virtual
+# environment VENV (created if missing), then prints the environment variables to export.
+#
+#   .ci/install_cuda_wheels.sh VENV            # install, print `export …` lines
+#   eval "$(.ci/install_cuda_wheels.sh VENV)"  # install and export in this shell
+#
+# Only PyPI is used, through pip; nothing is downloaded when the wheels are already installed.
+set -euo pipefail
+venv="${1:?usage: $0 VENV}"
+pins=(nvidia-cuda-nvrtc==13.0.88 nvidia-cuda-runtime==13.0.88 nvidia-cuda-nvcc==13.0.88)
+
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv" >&2
+fi
+if ! "$venv/bin/python" -m pip show -q "${pins[@]%%==*}" >/dev/null 2>&1; then
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "${pins[@]}" >&2
+fi
+venv="$(cd "$venv" && pwd)"
+site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+cuda="$site/nvidia/cu13"
+for f in "$cuda/lib/libnvrtc.so.13" "$cuda/include/cuda_fp16.h" "$cuda/bin/ptxas"; do
+    [ -e "$f" ] || { echo "install_cuda_wheels.sh: $f missing after install" >&2; exit 1; }
+done
+echo "export SGLRP_CUDA_WHEELS=$venv"
+echo "export SGLRP_PTXAS=$cuda/bin/ptxas"

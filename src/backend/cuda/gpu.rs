@@ -1,0 +1,672 @@
+//! The launchers: [`GpuBackend`] implements [`Backend`] on any [`Device`] by launching the
+//! kernels of `kernels/`, one launcher per op with the same name stem as the kernel file and the
+//! CPU twin. Each checks its buffers against the shape, allocates the output and picks the
+//! geometry from `config.rs`, the file that also defines the kernels' tile sizes.
+
+use std::cell::RefCell;
+
+use super::config::{self, Geometry};
+use super::device::{Arg, Device};
+use crate::backend::{
+    Backend, BiasMode, ConvShape, DenseShape, Mask, PoolShape, Range, Stabilizer, WeightSet,
+};
+use crate::error::{Error, Result};
+use crate::model::{ConvParams, DenseParams};
+
+/// A device buffer of f32.
+pub struct GpuBuf<D: Device> {
+    mem: D::Mem,
+    len: usize,
+}
+
+/// A device buffer of u32 argmax indices.
+pub struct GpuIndex<D: Device> {
+    mem: D::Mem,
+    len: usize,
+}
+
+impl<D: Device> GpuBuf<D> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<D: Device> GpuIndex<D> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A conv layer's weights in the device layouts, made by `prepare.cu` at load time.
+pub struct GpuConv<D: Device> {
+    pub cin: usize,
+    pub cout: usize,
+    w: D::Mem,        // (9·Cin, Cout): k = tap·Cin + ci, the implicit-GEMM operand
+    w_pos: D::Mem,    // (9·Cin, Cout), max(w, 0)
+    wt: D::Mem,       // (9·Cout, Cin): flipped and transposed, for conv3x3ᵀ
+    wt_pos: D::Mem,   // (9·Cout, Cin), max(w, 0)
+    bias: D::Mem,     // (Cout): β of the bias mode `full`
+    bias_pos: D::Mem, // (Cout): β of the bias mode `positive`
+}
+
+/// A dense layer's weights on the device.
+pub struct GpuDense<D: Device> {
+    pub inputs: usize,
+    pub outputs: usize,
+    w: D::Mem,        // (out, in)
+    w_pos: D::Mem,    // (out, in), max(w, 0)
+    bias: D::Mem,     // (out)
+    bias_pos: D::Mem, // (out), max(b, 0)
+}
+
+/// The time one range took on the device.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerTime {
+    /// The range's name: `forward/conv3_2`.
+    pub name: String,
+    pub ms: f64,
+}
+
+type Spans<E> = Vec<(String, E, E)>;
+
+/// The CUDA backend's ops on a [`Device`].
+pub struct GpuBackend<D: Device> {
+    device: D,
+    /// Use the direct `_v1` conv kernels instead of the tiled ones (checker, benchmark entry).
+    direct: bool,
+    /// Open spans while per-range timing is on: (name, start, end) in the order they closed.
+    timing: RefCell<Option<Spans<D::Event>>>,
+}
+
+fn check(op: &str, what: &str, got: usize, expected: usize) -> Result<()> {
+    if got == expected {
+        Ok(())
+    } else {
+        Err(Error::Backend {
+            backend: "cuda",
+            op: op.into(),
+            message: format!("{what} has {got} values, expected {expected}"),
+        })
+    }
+}
+
+fn int(op: &str, v: usize) -> Result<Arg> {
+    i32::try_from(v).map(Arg::I32).map_err(|_| Error::Backend {
+        backend: "cuda",
+        op: op.into(),
+        message: format!("size {v} does not fit the kernel's 32-bit sizes"),
+    })
+}
+
+fn geometry(op: &str, g: Option<Geometry>) -> Result<Geometry> {
+    g.ok_or_else(|| Error::Backend {
+        backend: "cuda",
+        op: op.into(),
+        message: "too large for one launch".into(),
+    })
+}
+
+fn stab_args(stab: Stabilizer) -> [Arg; 2] {
+    match stab {
+        Stabilizer::Epsilon(eps) => [Arg::I32(0), Arg::F32(eps)],
+        Stabilizer::ZeroTo(v) => [Arg::I32(1), Arg::F32(v)],
+    }
+}
+
+impl<D: Device> GpuBackend<D> {
+    pub fn from_device(device: D) -> Self {
+        GpuBackend {
+            device,
+            direct: false,
+            timing: RefCell::new(None),
+        }
+    }
+
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// Runs the conv ops with the direct `_v1` kernels (the checkers) instead of the tiled ones.
+    pub fn set_direct(&mut self, direct: bool) {
+        self.direct = direct;
+    }
+
+    /// Starts (or stops) timing every range with device events; [`Self::take_layer_times`]
+    /// returns what was recorded.
+    pub fn set_layer_timing(&self, on: bool) {
+        *self.timing.borrow_mut() = on.then(Vec::new);
+    }
+
+    /// The ranges closed since timing started, in the order they closed, and clears them
+    /// (timing stays on). Waits for the device.
+    pub fn take_layer_times(&self) -> Result<Vec<LayerTime>> {
+        let spans = match self.timing.borrow_mut().as_mut() {
+            Some(spans) => std::mem::take(spans),
+            None => return Ok(Vec::new()),
+        };
+        spans
+            .into_iter()
+            .map(|(name, start, end)| {
+                Ok(LayerTime {
+                    ms: self.device.elapsed_ms(&start, &end)?,
+                    name,
+                })
+            })
+            .collect()
+    }
+
+    /// The argmax indices of a pooling, on the host.
+    pub fn download_index(&self, idx: &GpuIndex<D>) -> Result<Vec<u32>> {
+        let words = self.device.download(&idx.mem, idx.len)?;
+        Ok(words.into_iter().map(f32::to_bits).collect())
+    }
+
+    fn alloc(&self, len: usize) -> Result<GpuBuf<D>> {
+        Ok(GpuBuf {
+            mem: self.device.alloc(len)?,
+            len,
+        })
+    }
+
+    fn ptr(&self, mem: &D::Mem) -> Arg {
+        Arg::Ptr(self.device.ptr(mem))
+    }
+
+    /// Launches unless the grid is empty (a zero-sized output).
+    ///
+    /// # Safety
+    /// As [`Device::launch`].
+    unsafe fn launch(&self, kernel: &'static str, g: Geometry, args: &[Arg]) -> Result<()> {
+        if g.grid.0 == 0 || g.grid.1 == 0 || g.grid.2 == 0 {
+            return Ok(());
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.device.launch(kernel, g, args) }
+    }
+
+    fn positive(&self, src: &D::Mem, len: usize) -> Result<D::Mem> {
+        let dst = self.device.alloc(len)?;
+        let g = geometry("positive", config::elementwise(len as u64))?;
+        let args = [self.ptr(src), self.ptr(&dst), Arg::I64(len as i64)];
+        // SAFETY: `positive(const float*, float*, long long)`; src and dst hold `len` floats.
+        unsafe { self.launch("positive", g, &args)? };
+        Ok(dst)
+    }
+
+    fn conv_weights(&self, w: &GpuConv<D>, set: WeightSet, transposed: bool) -> Arg {
+        self.ptr(match (set, transposed) {
+            (WeightSet::Plain, false) => &w.w,
+            (WeightSet::Positive, false) => &w.w_pos,
+            (WeightSet::Plain, true) => &w.wt,
+            (WeightSet::Positive, true) => &w.wt_pos,
+        })
+    }
+
+    /// The geometry of a conv kernel: tiled, or one thread per output for `_v1`.
+    fn conv_geometry(&self, op: &str, positions: usize, channels: usize) -> Result<Geometry> {
+        geometry(
+            op,
+            if self.direct {
+                config::elementwise((positions * channels) as u64)
+            } else {
+                config::conv_tiled(positions as u64, channels as u64)
+            },
+        )
+    }
+
+    fn conv_kernel(&self, tiled: &'static str, direct: &'static str) -> &'static str {
+        if self.direct { direct } else { tiled }
+    }
+
+    fn check_conv(op: &str, s: ConvShape, w: &GpuConv<D>) -> Result<()> {
+        if w.cin != s.cin || w.cout != s.cout {
+            return Err(Error::Backend {
+                backend: "cuda",
+                op: op.into(),
+                message: format!(
+                    "weights are {}→{} channels, the shape asks for {}→{}",
+                    w.cin, w.cout, s.cin, s.cout
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn check_dense(op: &str, s: DenseShape, w: &GpuDense<D>) -> Result<()> {
+        if w.inputs != s.inputs || w.outputs != s.outputs {
+            return Err(Error::Backend {
+                backend: "cuda",
+                op: op.into(),
+                message: format!(
+                    "weights are {}→{}, the shape asks for {}→{}",
+                    w.inputs, w.outputs, s.inputs, s.outputs
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl<D: Device> Backend for GpuBackend<D> {
+    type Buf = GpuBuf<D>;
+    type Index = GpuIndex<D>;
+    type Conv = GpuConv<D>;
+    type Dense = GpuDense<D>;
+
+    fn name(&self) -> String {
+        self.device.name()
+    }
+
+    fn range(&self, name: &str) -> Range<'_> {
+        self.device.range_push(name);
+        let start = if self.timing.borrow().is_some() {
+            self.device.event().ok()
+        } else {
+            None
+        };
+        let name = name.to_string();
+        Range::new(move || {
+            if let Some(start) = start
+                && let Ok(end) = self.device.event()
+                && let Some(spans) = self.timing.borrow_mut().as_mut()
+            {
+                spans.push((name, start, end));
+            }
+            self.device.range_pop();
+        })
+    }
+
+    fn upload(&self, host: &[f32]) -> Result<GpuBuf<D>> {
+        Ok(GpuBuf {
+            mem: self.device.upload(host)?,
+            len: host.len(),
+        })
+    }
+
+    fn download(&self, buf: &GpuBuf<D>) -> Result<Vec<f32>> {
+        self.device.download(&buf.mem, buf.len)
+    }
+
+    fn prepare_conv(&self, p: &ConvParams) -> Result<GpuConv<D>> {
+        let len = 9 * p.cin * p.cout;
+        check("prepare_conv", "weight", p.weight.len(), len)?;
+        check("prepare_conv", "bias", p.bias.len(), p.cout)?;
+        let src = self.device.upload(&p.weight)?;
+        let (w, w_pos, wt, wt_pos) = (
+            self.device.alloc(len)?,
+            self.device.alloc(len)?,
+            self.device.alloc(len)?,
+            self.device.alloc(len)?,
+        );
+        let g = geometry("prepare_conv", config::elementwise(len as u64))?;
+        let args = [
+            self.ptr(&src),
+            self.ptr(&w),
+            self.ptr(&w_pos),
+            self.ptr(&wt),
+            self.ptr(&wt_pos),
+            int("prepare_conv", p.cin)?,
+            int("prepare_conv", p.cout)?,
+        ];
+        // SAFETY: `prepare_conv(const float*, float*, float*, float*, float*, int, int)`; every
+        // buffer holds 9·Cin·Cout floats, the count the kernel walks.
+        unsafe { self.launch("prepare_conv", g, &args)? };
+        let bias = self.device.upload(&p.bias)?;
+        let bias_pos = self.positive(&bias, p.cout)?;
+        Ok(GpuConv {
+            cin: p.cin,
+            cout: p.cout,
+            w,
+            w_pos,
+            wt,
+            wt_pos,
+            bias,
+            bias_pos,
+        })
+    }
+
+    fn prepare_dense(&self, p: &DenseParams) -> Result<GpuDense<D>> {
+        check(
+            "prepare_dense",
+            "weight",
+            p.weight.len(),
+            p.inputs * p.outputs,
+        )?;
+        check("prepare_dense", "bias", p.bias.len(), p.outputs)?;
+        let w = self.device.upload(&p.weight)?;
+        let w_pos = self.positive(&w, p.weight.len())?;
+        let bias = self.device.upload(&p.bias)?;
+        let bias_pos = self.positive(&bias, p.outputs)?;
+        Ok(GpuDense {
+            inputs: p.inputs,
+            outputs: p.outputs,
+            w,
+            w_pos,
+            bias,
+            bias_pos,
+        })
+    }
+
+    fn conv3x3_forward(&self, s: ConvShape, x: &GpuBuf<D>, w: &GpuConv<D>) -> Result<GpuBuf<D>> {
+        let op = "conv3x3_forward";
+        Self::check_conv(op, s, w)?;
+        check(op, "x", x.len, s.input_len())?;
+        let y = self.alloc(s.output_len())?;
+        let g = self.conv_geometry(op, s.n * s.h * s.w, s.cout)?;
+        let args = [
+            self.ptr(&x.mem),
+            self.conv_weights(w, WeightSet::Plain, false),
+            self.ptr(&w.bias),
+            self.ptr(&y.mem),
+            int(op, s.n)?,
+            int(op, s.h)?,
+            int(op, s.w)?,
+            int(op, s.cin)?,
+            int(op, s.cout)?,
+        ];
+        // SAFETY: `conv3x3_forward[_v1](const float* x, const float* w, const float* bias,
+        // float* y, int n, int h, int w, int cin, int cout)`; x holds N·H·W·Cin floats (checked),
+        // w 9·Cin·Cout and bias Cout (prepared for this shape, checked), y N·H·W·Cout.
+        unsafe { self.launch(self.conv_kernel(op, "conv3x3_forward_v1"), g, &args)? };
+        Ok(y)
+    }
+
+    fn maxpool_forward(&self, s: PoolShape, x: &GpuBuf<D>) -> Result<(GpuBuf<D>, GpuIndex<D>)> {
+        let op = "maxpool_forward";
+        check(op, "x", x.len, s.input_len())?;
+        let y = self.alloc(s.output_len())?;
+        let idx = GpuIndex {
+            mem: self.device.alloc(s.output_len())?,
+            len: s.output_len(),
+        };
+        let g = geometry(op, config::elementwise(s.output_len() as u64))?;
+        let args = [
+            self.ptr(&x.mem),
+            self.ptr(&y.mem),
+            self.ptr(&idx.mem),
+            int(op, s.n)?,
+            int(op, s.h)?,
+            int(op, s.w)?,
+            int(op, s.c)?,
+        ];
+        // SAFETY: `maxpool_forward(const float*, float*, unsigned*, int n, int h, int w, int c)`;
+        // x holds N·H·W·C floats (checked), y and idx N·(H/2)·(W/2)·C words each.
+        unsafe { self.launch(op, g, &args)? };
+        Ok((y, idx))
+    }
+
+    fn dense_forward(
+        &self,
+        s: DenseShape,
+        x: &GpuBuf<D>,
+        w: &GpuDense<D>,
+        relu: bool,
+    ) -> Result<GpuBuf<D>> {
+        let op = "dense_forward";
+        Self::check_dense(op, s, w)?;
+        check(op, "x", x.len, s.n * s.inputs)?;
+        let y = self.alloc(s.n * s.outputs)?;
+        let g = geometry(op, config::dense(s.outputs as u64, s.n as u64))?;
+        let args = [
+            self.ptr(&x.mem),
+            self.ptr(&w.w),
+            self.ptr(&w.bias),
+            self.ptr(&y.mem),
+            int(op, s.n)?,
+            int(op, s.inputs)?,
+            int(op, s.outputs)?,
+            Arg::I32(relu as i32),
+        ];
+        // SAFETY: `dense_forward(const float* x, const float* w, const float* bias, float* y,
+        // int n, int in, int out, int relu)`; x holds n·in floats (checked), w out·in and bias out
+        // (checked), y n·out.
+        unsafe { self.launch(op, g, &args)? };
+        Ok(y)
+    }
+
+    fn conv_quotient(
+        &self,
+        s: ConvShape,
+        heads: usize,
+        a: &GpuBuf<D>,
+        w: &GpuConv<D>,
+        set: WeightSet,
+        bias: BiasMode,
+        stab: Stabilizer,
+        r: &GpuBuf<D>,
+    ) -> Result<GpuBuf<D>> {
+        let op = "conv_quotient";
+        Self::check_conv(op, s, w)?;
+        check(op, "a", a.len, s.input_len())?;
+        check(op, "r", r.len, s.output_len() * heads)?;
+        let out = self.alloc(r.len)?;
+        let beta = match bias {
+            BiasMode::None => Arg::Ptr(0),
+            BiasMode::Positive => self.ptr(&w.bias_pos),
+            BiasMode::Full => self.ptr(&w.bias),
+        };
+        let g = self.conv_geometry(op, s.n * s.h * s.w, s.cout)?;
+        let [kind, value] = stab_args(stab);
+        let args = [
+            self.ptr(&a.mem),
+            self.conv_weights(w, set, false),
+            beta,
+            self.ptr(&r.mem),
+            self.ptr(&out.mem),
+            int(op, s.n)?,
+            int(op, heads)?,
+            int(op, s.h)?,
+            int(op, s.w)?,
+            int(op, s.cin)?,
+            int(op, s.cout)?,
+            kind,
+            value,
+        ];
+        // SAFETY: `conv_quotient[_v1](const float* a, const float* w, const float* beta,
+        // const float* r, float* s, int n, int heads, int h, int w, int cin, int cout,
+        // int stab_kind, float stab_value)`; a holds N·H·W·Cin floats, r and s N·K·H·W·Cout
+        // (checked), w 9·Cin·Cout, beta Cout or null.
+        unsafe { self.launch(self.conv_kernel(op, "conv_quotient_v1"), g, &args)? };
+        Ok(out)
+    }
+
+    fn conv_transpose(
+        &self,
+        s: ConvShape,
+        heads: usize,
+        g: &GpuBuf<D>,
+        w: &GpuConv<D>,
+        set: WeightSet,
+        act: Option<&GpuBuf<D>>,
+    ) -> Result<GpuBuf<D>> {
+        let op = "conv_transpose";
+        Self::check_conv(op, s, w)?;
+        let rows = s.n * heads;
+        check(op, "g", g.len, s.output_len() * heads)?;
+        if let Some(act) = act {
+            check(op, "act", act.len, s.input_len())?;
+        }
+        let out = self.alloc(s.input_len() * heads)?;
+        let geo = self.conv_geometry(op, rows * s.h * s.w, s.cin)?;
+        let args = [
+            self.ptr(&g.mem),
+            self.conv_weights(w, set, true),
+            act.map_or(Arg::Ptr(0), |a| self.ptr(&a.mem)),
+            self.ptr(&out.mem),
+            int(op, rows)?,
+            int(op, heads)?,
+            int(op, s.h)?,
+            int(op, s.w)?,
+            int(op, s.cout)?,
+            int(op, s.cin)?,
+        ];
+        // SAFETY: `conv_transpose[_v1](const float* g, const float* wt, const float* act,
+        // float* out, int rows, int heads, int h, int w, int cout, int cin)`; g holds
+        // rows·H·W·Cout floats, act N·H·W·Cin or null (checked), wt 9·Cout·Cin, out rows·H·W·Cin.
+        unsafe { self.launch(self.conv_kernel(op, "conv_transpose_v1"), geo, &args)? };
+        Ok(out)
+    }
+
+    fn dense_quotient(
+        &self,
+        s: DenseShape,
+        heads: usize,
+        a: &GpuBuf<D>,
+        w: &GpuDense<D>,
+        bias: BiasMode,
+        stab: Stabilizer,
+        r: &GpuBuf<D>,
+    ) -> Result<GpuBuf<D>> {
+        let op = "dense_quotient";
+        Self::check_dense(op, s, w)?;
+        check(op, "a", a.len, s.n * s.inputs)?;
+        check(op, "r", r.len, s.n * heads * s.outputs)?;
+        let out = self.alloc(r.len)?;
+        let beta = match bias {
+            BiasMode::None => Arg::Ptr(0),
+            BiasMode::Positive => self.ptr(&w.bias_pos),
+            BiasMode::Full => self.ptr(&w.bias),
+        };
+        let g = geometry(op, config::dense(s.outputs as u64, s.n as u64))?;
+        let [kind, value] = stab_args(stab);
+        let args = [
+            self.ptr(&a.mem),
+            self.ptr(&w.w_pos),
+            beta,
+            self.ptr(&r.mem),
+            self.ptr(&out.mem),
+            int(op, s.n)?,
+            int(op, heads)?,
+            int(op, s.inputs)?,
+            int(op, s.outputs)?,
+            kind,
+            value,
+        ];
+        // SAFETY: `dense_quotient(const float* a, const float* w_pos, const float* beta,
+        // const float* r, float* s, int n, int heads, int in, int out, int stab_kind,
+        // float stab_value)`; a holds n·in floats, r and s n·K·out (checked), w_pos out·in,
+        // beta out or null.
+        unsafe { self.launch(op, g, &args)? };
+        Ok(out)
+    }
+
+    fn dense_transpose(
+        &self,
+        s: DenseShape,
+        heads: usize,
+        g: &GpuBuf<D>,
+        w: &GpuDense<D>,
+        set: WeightSet,
+        act: Option<&GpuBuf<D>>,
+    ) -> Result<GpuBuf<D>> {
+        let op = "dense_transpose";
+        Self::check_dense(op, s, w)?;
+        let rows = s.n * heads;
+        check(op, "g", g.len, rows * s.outputs)?;
+        if let Some(act) = act {
+            check(op, "act", act.len, s.n * s.inputs)?;
+        }
+        let slices = config::dense_transpose_slices(s.outputs as u64) as usize;
+        let partial = self.alloc(slices * rows * s.inputs)?;
+        let out = self.alloc(rows * s.inputs)?;
+        let geo = geometry(
+            op,
+            config::dense_transpose_partial(s.inputs as u64, s.outputs as u64, rows as u64),
+        )?;
+        let weights = match set {
+            WeightSet::Plain => &w.w,
+            WeightSet::Positive => &w.w_pos,
+        };
+        let args = [
+            self.ptr(&g.mem),
+            self.ptr(weights),
+            self.ptr(&partial.mem),
+            int(op, rows)?,
+            int(op, s.inputs)?,
+            int(op, s.outputs)?,
+        ];
+        // SAFETY: `dense_transpose_partial(const float* g, const float* w, float* partial,
+        // int rows, int in, int out)`; g holds rows·out floats (checked), w out·in, partial
+        // slices·rows·in with slices = ⌈out / DT_SLICE⌉, the grid's y extent.
+        unsafe { self.launch("dense_transpose_partial", geo, &args)? };
+        let geo = geometry(op, config::elementwise((rows * s.inputs) as u64))?;
+        let args = [
+            self.ptr(&partial.mem),
+            act.map_or(Arg::Ptr(0), |a| self.ptr(&a.mem)),
+            self.ptr(&out.mem),
+            int(op, rows)?,
+            int(op, heads)?,
+            int(op, s.inputs)?,
+            int(op, slices)?,
+        ];
+        // SAFETY: `dense_transpose_reduce(const float* partial, const float* act, float* c,
+        // int rows, int heads, int in, int slices)`; partial as above, act n·in or null
+        // (checked), c rows·in.
+        unsafe { self.launch("dense_transpose_reduce", geo, &args)? };
+        Ok(out)
+    }
+
+    fn maxpool_route(
+        &self,
+        s: PoolShape,
+        heads: usize,
+        r: &GpuBuf<D>,
+        argmax: &GpuIndex<D>,
+    ) -> Result<GpuBuf<D>> {
+        let op = "maxpool_route";
+        let rows = s.n * heads;
+        check(op, "r", r.len, s.output_len() * heads)?;
+        check(op, "argmax", argmax.len, s.output_len())?;
+        let out = self.alloc(s.input_len() * heads)?;
+        let g = geometry(op, config::elementwise(out.len as u64))?;
+        let args = [
+            self.ptr(&r.mem),
+            self.ptr(&argmax.mem),
+            self.ptr(&out.mem),
+            int(op, rows)?,
+            int(op, heads)?,
+            int(op, s.h)?,
+            int(op, s.w)?,
+            int(op, s.c)?,
+        ];
+        // SAFETY: `maxpool_route(const float* r, const unsigned* argmax, float* out, int rows,
+        // int heads, int h, int w, int c)`; r holds rows·(H/2)·(W/2)·C floats and argmax
+        // N·(H/2)·(W/2)·C indices (checked), each < H·W·C as maxpool_forward wrote them; out
+        // holds rows·H·W·C.
+        unsafe { self.launch(op, g, &args)? };
+        Ok(out)
+    }
+
+    fn relu_backward(
+        &self,
+        n: usize,
+        heads: usize,
+        g: &mut GpuBuf<D>,
+        y: &GpuBuf<D>,
+        mask: Mask,
+    ) -> Result<()> {
+        let op = "relu_backward";
+        let map = y.len / n.max(1);
+        check(op, "y", y.len, n * map)?;
+        check(op, "g", g.len, n * heads * map)?;
+        let geo = geometry(op, config::elementwise(g.len as u64))?;
+        let args = [
+            self.ptr(&g.mem),
+            self.ptr(&y.mem),
+            Arg::I64((n * heads) as i64),
+            Arg::I64(map as i64),
+            int(op, heads)?,
+            Arg::I32((mask == Mask::Guided) as i32),
+        ];
+        // SAFETY: `relu_backward(float* g, const float* y, long long rows, long long map,
+        // int heads, int guided)`; g holds rows·map floats and y n·map (checked).
+        unsafe { self.launch(op, geo, &args)? };
+        Ok(())
+    }
+}

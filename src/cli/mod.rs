@@ -1,0 +1,290 @@
+//! The `sglrp` command line: argument definitions, the shared set-up (model, device, inputs)
+//! and the exit codes. Each subcommand lives in its own module.
+
+mod classify;
+mod device;
+mod explain;
+mod info;
+mod inputs;
+mod progress;
+mod record;
+mod targets;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sglrp::explain::Preset;
+use sglrp::model::Model;
+use sglrp::render::ColorMap;
+
+pub use device::Device;
+
+/// Every input was processed (or skipped because its outputs exist).
+pub const EXIT_OK: u8 = 0;
+/// Some inputs failed; the others were processed.
+pub const EXIT_INPUTS_FAILED: u8 = 1;
+/// Nothing was processed: bad arguments, a model that does not load, an unusable device or an
+/// output folder that cannot be written. clap's own usage errors exit with 2 as well.
+pub const EXIT_USAGE: u8 = 2;
+
+/// The demo model bundled with the repository.
+pub const DEMO_MODEL: &str = "weights/demo_vgg16_fashion.safetensors";
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 all inputs processed (or skipped because their outputs exist), 1 some inputs \
+failed and the others were processed, 2 nothing was done (bad arguments, a model that does not \
+load, an unavailable device, an output folder that cannot be written).";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sglrp",
+    version,
+    about = "LRP, CLRP and SGLRP relevance maps for VGG-style image classifiers",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Relevance maps for images: a heatmap per method and target, a comparison grid per image,
+    /// raw relevance and a summary.jsonl line per image.
+    Explain(ExplainArgs),
+    /// The model's top classes for images.
+    Classify(ClassifyArgs),
+    /// The model: layers, shapes, parameters, FLOPs, pre-processing, classes; and the devices.
+    Info(InfoArgs),
+}
+
+/// Options shared by every subcommand that runs a model.
+#[derive(Args, Debug, Clone)]
+struct ModelArgs {
+    /// Weights file (safetensors: torchvision or timm VGG16, or sglrp's own format). Default:
+    /// the bundled demo model, weights/demo_vgg16_fashion.safetensors.
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+
+    /// Where to run: auto (the best available), cpu, or cuda / cuda:N.
+    #[arg(long, default_value = "auto", value_name = "DEVICE")]
+    device: Device,
+
+    /// CPU worker threads (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+}
+
+/// The images to process.
+#[derive(Args, Debug, Clone)]
+struct InputArgs {
+    /// Image files, folders (searched recursively for .jpg .jpeg .png .webp .bmp .tif .tiff) and
+    /// glob patterns such as 'photos/*.jpg'.
+    #[arg(required = true, value_name = "INPUTS")]
+    inputs: Vec<String>,
+
+    /// Refuse images larger than this many megapixels (checked before decoding).
+    #[arg(long, default_value_t = 100.0, value_name = "MP")]
+    max_megapixels: f64,
+
+    /// Images per forward/backward pass (default: 1 on the CPU, where larger batches are not
+    /// faster and the progress bar moves image by image).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    batch_size: Option<u32>,
+
+    /// No progress bar and no closing summary; errors are still printed.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct ExplainArgs {
+    #[command(flatten)]
+    input: InputArgs,
+
+    #[command(flatten)]
+    model: ModelArgs,
+
+    /// Methods, in the order of the grid's columns: lrp, clrp, sglrp (comma-separated or
+    /// repeated).
+    #[arg(
+        long,
+        short,
+        value_delimiter = ',',
+        default_value = "lrp,clrp,sglrp",
+        value_name = "METHOD"
+    )]
+    method: Vec<MethodArg>,
+
+    /// Target classes, one grid row each: top1, top2, … (the model's ranking for the image), a
+    /// class index, or a class name. Repeat the option or separate with commas.
+    #[arg(long, short, default_value = "top1", value_name = "TARGET")]
+    target: Vec<String>,
+
+    /// Rule set: paper (the paper's z⁺ without bias), zennit (Zennit 0.5.1, positive bias) or
+    /// innvestigate (the paper's iNNvestigate code, two passes).
+    #[arg(long, default_value = "paper", value_name = "PRESET")]
+    preset: Preset,
+
+    /// Output folder.
+    #[arg(long, short, default_value = "sglrp-out", value_name = "DIR")]
+    out: PathBuf,
+
+    /// Outputs per image: png (heatmap per method and target), overlay (heatmap over the
+    /// image), grid (comparison grid), npy (raw relevance, (3, H, W) f32), json (result.json).
+    #[arg(
+        long,
+        short,
+        value_delimiter = ',',
+        default_value = "png,grid,npy,json",
+        value_name = "FORMAT"
+    )]
+    format: Vec<Format>,
+
+    /// Colour map: seismic, bwr, coldnhot or gray.
+    #[arg(long, default_value = "seismic", value_name = "CMAP")]
+    cmap: ColorMap,
+
+    /// Recompute images whose outputs all exist (by default they are skipped).
+    #[arg(long)]
+    overwrite: bool,
+}
+
+#[derive(Args, Debug)]
+struct ClassifyArgs {
+    #[command(flatten)]
+    input: InputArgs,
+
+    #[command(flatten)]
+    model: ModelArgs,
+
+    /// How many classes to print per image.
+    #[arg(long, default_value_t = 5, value_name = "K",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    topk: u32,
+
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct InfoArgs {
+    /// Weights file (default: the bundled demo model).
+    #[arg(long, value_name = "FILE")]
+    model: Option<PathBuf>,
+
+    /// List every class name (by default long lists are cut after 20).
+    #[arg(long)]
+    classes: bool,
+
+    /// CPU worker threads to report (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+}
+
+/// A method the CLI can run. The LRP family runs through [`sglrp::explain::Method`]; the
+/// baselines of SPEC §8 join this list when the library has them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MethodArg {
+    Lrp,
+    Clrp,
+    Sglrp,
+}
+
+impl MethodArg {
+    pub fn method(self) -> sglrp::explain::Method {
+        use sglrp::explain::Method;
+        match self {
+            MethodArg::Lrp => Method::Lrp,
+            MethodArg::Clrp => Method::Clrp,
+            MethodArg::Sglrp => Method::Sglrp,
+        }
+    }
+
+    /// File-name form: `lrp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            MethodArg::Lrp => "lrp",
+            MethodArg::Clrp => "clrp",
+            MethodArg::Sglrp => "sglrp",
+        }
+    }
+
+    /// Display form, as the paper writes it: `LRP`.
+    pub fn title(self) -> &'static str {
+        match self {
+            MethodArg::Lrp => "LRP",
+            MethodArg::Clrp => "CLRP",
+            MethodArg::Sglrp => "SGLRP",
+        }
+    }
+}
+
+/// The kinds of output file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Format {
+    Png,
+    Overlay,
+    Grid,
+    Npy,
+    Json,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Explain(args) => explain::run(args),
+        Command::Classify(args) => classify::run(args),
+        Command::Info(args) => info::run(args),
+    };
+    ExitCode::from(code)
+}
+
+/// Prints one error line. Every error the CLI reports goes through here.
+fn report(message: impl std::fmt::Display) {
+    eprintln!("error: {}", single_line(&message.to_string()));
+}
+
+/// Collapses a message onto one line.
+fn single_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The model path: `--model`, or the demo model in the current folder or in the crate's folder.
+fn model_path(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
+    let candidates = [
+        PathBuf::from(DEMO_MODEL),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(DEMO_MODEL),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "no --model given and the demo model was not found at {} or {}; \
+                 pass --model FILE (a safetensors VGG file, see README \"Model files\")",
+                candidates[0].display(),
+                candidates[1].display()
+            )
+        })
+}
+
+/// Loads the model named by `--model` (or the demo model), reporting failures as one line.
+fn load_model(explicit: Option<&Path>) -> Result<(PathBuf, Model), u8> {
+    let path = model_path(explicit).map_err(|e| {
+        report(e);
+        EXIT_USAGE
+    })?;
+    let model = Model::load(&path).map_err(|e| {
+        report(format!("cannot load the model: {e}"));
+        EXIT_USAGE
+    })?;
+    Ok((path, model))
+}

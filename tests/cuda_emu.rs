@@ -1,0 +1,120 @@
+//! The CUDA launchers and kernels on the CPU: `kernels/*.cu` compiled by the host C++ compiler
+//! through `tests/emu/cuda_emu.hpp`, driven by the real `GpuBackend` launchers, against the CPU
+//! backend. Runs everywhere (a C++20 compiler is needed); what only a GPU can show is in
+//! `tests/cuda_ops.rs`.
+
+mod common;
+mod emu;
+mod twins;
+
+use sglrp::backend::Backend;
+use sglrp::explain::{Method, Network, Preset, Request, Target};
+use sglrp::model::Model;
+
+const SEED: u64 = 0x5eed_0005;
+
+#[test]
+fn conv_forward_matches_the_cpu() {
+    twins::conv_forward(&emu::backend(), SEED);
+}
+
+#[test]
+fn conv_forward_v1_matches_the_cpu() {
+    let mut b = emu::backend();
+    b.set_direct(true);
+    twins::conv_forward(&b, SEED);
+    assert!(b.device().launches.borrow().contains(&"conv3x3_forward_v1"));
+}
+
+#[test]
+fn conv_quotient_matches_the_cpu() {
+    twins::conv_quotient(&emu::backend(), SEED + 1);
+}
+
+#[test]
+fn conv_quotient_v1_matches_the_cpu() {
+    let mut b = emu::backend();
+    b.set_direct(true);
+    twins::conv_quotient(&b, SEED + 1);
+}
+
+#[test]
+fn conv_transpose_matches_the_cpu() {
+    twins::conv_transpose(&emu::backend(), SEED + 2);
+}
+
+#[test]
+fn conv_transpose_v1_matches_the_cpu() {
+    let mut b = emu::backend();
+    b.set_direct(true);
+    twins::conv_transpose(&b, SEED + 2);
+}
+
+#[test]
+fn maxpool_matches_the_cpu() {
+    let b = emu::backend();
+    twins::maxpool(&b, SEED + 3, |idx| b.download_index(idx).unwrap());
+}
+
+#[test]
+fn dense_ops_match_the_cpu() {
+    twins::dense(&emu::backend(), SEED + 4);
+}
+
+#[test]
+fn relu_backward_matches_the_cpu() {
+    twins::relu_backward(&emu::backend(), SEED + 5);
+}
+
+#[test]
+fn shape_errors_are_errors() {
+    twins::shape_errors(&emu::backend());
+}
+
+#[test]
+fn small_networks_match_the_cpu_end_to_end() {
+    for (file, seed) in [("small_vgg", SEED + 6), ("odd_vgg", SEED + 7)] {
+        let model =
+            Model::load(common::fixtures().join(format!("{file}.model.safetensors"))).unwrap();
+        twins::network(emu::backend(), &model, 2, seed);
+    }
+}
+
+#[test]
+fn every_layer_of_every_pass_opens_a_named_range() {
+    let model = Model::load(common::fixtures().join("odd_vgg.model.safetensors")).unwrap();
+    let net = Network::new(emu::backend(), &model).unwrap();
+    let x = vec![0.5; model.input_side * model.input_side * 3];
+    net.backend().device().ranges.borrow_mut().clear();
+    net.explain_each(
+        &x,
+        &[Request::new(Method::Sglrp, Target::Rank(1))],
+        Preset::Paper,
+    )
+    .unwrap();
+    let ranges = net.backend().device().ranges.borrow().clone();
+    let names = model.layer_names();
+    let mut want: Vec<(usize, String)> =
+        names.iter().map(|n| (0, format!("forward/{n}"))).collect();
+    want.extend(names.iter().rev().map(|n| (0, format!("relevance/{n}"))));
+    assert_eq!(ranges, want);
+}
+
+#[test]
+fn layer_timing_records_every_range() {
+    let model = Model::load(common::fixtures().join("odd_vgg.model.safetensors")).unwrap();
+    let net = Network::new(emu::backend(), &model).unwrap();
+    let x = vec![0.5; model.input_side * model.input_side * 3];
+    net.backend().set_layer_timing(true);
+    net.classify(&x).unwrap();
+    let times = net.backend().take_layer_times().unwrap();
+    let names: Vec<String> = times.iter().map(|t| t.name.clone()).collect();
+    let want: Vec<String> = model
+        .layer_names()
+        .iter()
+        .map(|n| format!("forward/{n}"))
+        .collect();
+    assert_eq!(names, want);
+    assert!(times.iter().all(|t| t.ms >= 0.0));
+    assert_eq!(net.backend().name(), "emu");
+}

@@ -1,0 +1,63 @@
+// kernels.cpp — every kernels/*.cu compiled for the CPU through cuda_emu.hpp, behind one C entry
+// point with cuLaunchKernel's calling convention: a kernel name and an array of pointers to the
+// arguments. tests/common/emu.rs loads it and implements sglrp's `Device` trait with it.
+#include "cuda_emu.hpp"
+
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <utility>
+
+#include "conv3x3_forward.cu"
+#include "conv_quotient.cu"
+#include "conv_transpose.cu"
+#include "dense_forward.cu"
+#include "dense_quotient.cu"
+#include "dense_transpose.cu"
+#include "maxpool_forward.cu"
+#include "maxpool_route.cu"
+#include "prepare.cu"
+#include "relu_backward.cu"
+
+template <typename... A, std::size_t... I>
+void emu_call(void (*f)(A...), void** args, std::index_sequence<I...>) {
+    f(*static_cast<std::remove_cv_t<A>*>(args[I])...);
+}
+
+template <typename... A>
+void emu_launch_kernel(void (*f)(A...), dim3 grid, dim3 block, void** args) {
+    emu_run(grid, block, [&] { emu_call(f, args, std::index_sequence_for<A...>{}); });
+}
+
+#define KERNEL(name)                                      \
+    if (std::strcmp(kernel, #name) == 0) {                \
+        emu_launch_kernel(name, grid, block, args);       \
+        return 0;                                         \
+    }
+
+// One launch at a time: `__shared__` arrays are statics, shared by every launch of a kernel, and
+// the test harness runs tests on several threads.
+static std::mutex emu_device;
+
+extern "C" int emu_launch(const char* kernel, const unsigned* g, const unsigned* b, void** args) {
+    std::lock_guard<std::mutex> lock(emu_device);
+    const dim3 grid{g[0], g[1], g[2]};
+    const dim3 block{b[0], b[1], b[2]};
+    KERNEL(conv3x3_forward)
+    KERNEL(conv3x3_forward_v1)
+    KERNEL(conv_quotient)
+    KERNEL(conv_quotient_v1)
+    KERNEL(conv_transpose)
+    KERNEL(conv_transpose_v1)
+    KERNEL(dense_forward)
+    KERNEL(dense_quotient)
+    KERNEL(dense_transpose_partial)
+    KERNEL(dense_transpose_reduce)
+    KERNEL(maxpool_forward)
+    KERNEL(maxpool_route)
+    KERNEL(prepare_conv)
+    KERNEL(positive)
+    KERNEL(relu_backward)
+    std::fprintf(stderr, "emu_launch: unknown kernel %s\n", kernel);
+    return 1;
+}

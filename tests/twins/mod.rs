@@ -1,0 +1,425 @@
+//! Every CUDA op against its CPU twin, written once for any backend: `tests/cuda_ops.rs` runs
+//! these on a GPU, `tests/cuda_emu.rs` on the kernels compiled for the CPU. Shapes are odd and
+//! not multiples of any tile; inputs are seeded, and a failure names the seed and the case.
+#![allow(dead_code)]
+
+use sglrp::backend::cpu::CpuBackend;
+use sglrp::backend::{
+    Backend, BiasMode, ConvShape, DenseShape, Mask, PoolShape, Stabilizer, WeightSet,
+};
+use sglrp::model::{ConvParams, DenseParams};
+
+use crate::common::{Rng, max_abs, rel_l2};
+
+/// SPEC §9: CUDA f32 against the CPU reference.
+pub const BOUND: f64 = 1e-4;
+
+/// Conv shapes: smaller than one tile; several tiles in every direction with ragged edges
+/// (13·11 positions, K = 9·70 = 630 = 39·16 + 6, 33 channels); more channels than one tile.
+pub const CONV_SHAPES: [ConvShape; 4] = [
+    ConvShape {
+        n: 2,
+        h: 7,
+        w: 5,
+        cin: 3,
+        cout: 5,
+    },
+    ConvShape {
+        n: 2,
+        h: 13,
+        w: 11,
+        cin: 70,
+        cout: 33,
+    },
+    ConvShape {
+        n: 1,
+        h: 9,
+        w: 8,
+        cin: 6,
+        cout: 70,
+    },
+    ConvShape {
+        n: 3,
+        h: 3,
+        w: 2,
+        cin: 17,
+        cout: 1,
+    },
+];
+
+pub const POOL_SHAPES: [PoolShape; 3] = [
+    PoolShape {
+        n: 2,
+        h: 7,
+        w: 5,
+        c: 3,
+    },
+    PoolShape {
+        n: 1,
+        h: 13,
+        w: 11,
+        c: 70,
+    },
+    PoolShape {
+        n: 3,
+        h: 4,
+        w: 6,
+        c: 1,
+    },
+];
+
+pub const DENSE_SHAPES: [DenseShape; 3] = [
+    DenseShape {
+        n: 3,
+        inputs: 1037,
+        outputs: 13,
+    },
+    DenseShape {
+        n: 10,
+        inputs: 300,
+        outputs: 600,
+    },
+    DenseShape {
+        n: 1,
+        inputs: 5,
+        outputs: 1,
+    },
+];
+
+pub const HEADS: [usize; 2] = [1, 3];
+
+pub fn cpu() -> CpuBackend {
+    CpuBackend::new(Some(2)).unwrap()
+}
+
+/// Compares a device result with the CPU's: relative L2 within SPEC §9, no NaN/Inf.
+pub fn assert_close(case: &str, seed: u64, got: &[f32], want: &[f32]) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{case} (seed {seed}): lengths differ"
+    );
+    let rel = rel_l2(got, want);
+    // rel_l2 is infinite, never NaN, when a value is not finite.
+    if rel > BOUND {
+        let first: Vec<String> = got
+            .iter()
+            .zip(want)
+            .enumerate()
+            .filter(|(_, (g, w))| {
+                let d = (**g as f64 - **w as f64).abs();
+                d.is_nan() || d > 1e-5 + 1e-4 * w.abs() as f64
+            })
+            .take(5)
+            .map(|(i, (g, w))| format!("[{i}] {g} vs {w}"))
+            .collect();
+        panic!(
+            "{case} (seed {seed}): relative L2 {rel:e} > {BOUND:e}, max abs {:e}; first mismatches: {}",
+            max_abs(got, want),
+            first.join(", ")
+        );
+    }
+}
+
+fn conv_params(rng: &mut Rng, cin: usize, cout: usize) -> ConvParams {
+    ConvParams {
+        cin,
+        cout,
+        weight: rng.vec(cout * cin * 9, -1.0, 1.0),
+        bias: rng.vec(cout, -0.5, 0.5),
+    }
+}
+
+fn dense_params(rng: &mut Rng, s: DenseShape) -> DenseParams {
+    DenseParams {
+        inputs: s.inputs,
+        outputs: s.outputs,
+        weight: rng.vec(s.inputs * s.outputs, -1.0, 1.0),
+        bias: rng.vec(s.outputs, -1.0, 1.0),
+    }
+}
+
+pub fn conv_forward<B: Backend>(b: &B, seed: u64) {
+    let c = cpu();
+    for (i, s) in CONV_SHAPES.into_iter().enumerate() {
+        let mut rng = Rng::new(seed + i as u64);
+        let p = conv_params(&mut rng, s.cin, s.cout);
+        let x = rng.vec(s.input_len(), -1.0, 1.0);
+        let want = c
+            .conv3x3_forward(s, &x, &c.prepare_conv(&p).unwrap())
+            .unwrap();
+        let y = b
+            .conv3x3_forward(s, &b.upload(&x).unwrap(), &b.prepare_conv(&p).unwrap())
+            .unwrap();
+        assert_close(
+            &format!("conv3x3_forward {s:?}"),
+            seed,
+            &b.download(&y).unwrap(),
+            &want,
+        );
+    }
+}
+
+pub fn conv_quotient<B: Backend>(b: &B, seed: u64) {
+    let c = cpu();
+    for (i, s) in CONV_SHAPES.into_iter().enumerate() {
+        for heads in HEADS {
+            let mut rng = Rng::new(seed + 10 * i as u64 + heads as u64);
+            let a = rng.vec(s.input_len(), 0.0, 1.0);
+            let r = rng.vec(s.output_len() * heads, -1.0, 1.0);
+            let (da, dr) = (b.upload(&a).unwrap(), b.upload(&r).unwrap());
+            for set in [WeightSet::Positive, WeightSet::Plain] {
+                // The rules only divide by sums of terms of one sign (z⁺, and z^B as a z⁺-shaped
+                // pass): with mixed signs a quotient is ill-conditioned and no bound holds. The
+                // plain set gets weights ≤ 0, so W and W⁺ differ and a mixed-up buffer shows.
+                let mut p = conv_params(&mut rng, s.cin, s.cout);
+                if set == WeightSet::Plain {
+                    p.weight.iter_mut().for_each(|w| *w = -w.abs());
+                }
+                let (cw, bw) = (c.prepare_conv(&p).unwrap(), b.prepare_conv(&p).unwrap());
+                for bias in [BiasMode::None, BiasMode::Positive, BiasMode::Full] {
+                    for stab in [Stabilizer::Epsilon(1e-6), Stabilizer::ZeroTo(1e-7)] {
+                        let want = c
+                            .conv_quotient(s, heads, &a, &cw, set, bias, stab, &r)
+                            .unwrap();
+                        let got = b
+                            .conv_quotient(s, heads, &da, &bw, set, bias, stab, &dr)
+                            .unwrap();
+                        assert_close(
+                            &format!("conv_quotient {s:?} heads {heads} {set:?} {bias:?} {stab:?}"),
+                            seed,
+                            &b.download(&got).unwrap(),
+                            &want,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn conv_transpose<B: Backend>(b: &B, seed: u64) {
+    let c = cpu();
+    for (i, s) in CONV_SHAPES.into_iter().enumerate() {
+        for heads in HEADS {
+            let mut rng = Rng::new(seed + 10 * i as u64 + heads as u64);
+            let p = conv_params(&mut rng, s.cin, s.cout);
+            let (cw, bw) = (c.prepare_conv(&p).unwrap(), b.prepare_conv(&p).unwrap());
+            let g = rng.vec(s.output_len() * heads, -1.0, 1.0);
+            let act = rng.vec(s.input_len(), 0.0, 1.0);
+            let (dg, dact) = (b.upload(&g).unwrap(), b.upload(&act).unwrap());
+            for set in [WeightSet::Positive, WeightSet::Plain] {
+                for with_act in [true, false] {
+                    let want = c
+                        .conv_transpose(s, heads, &g, &cw, set, with_act.then_some(&act))
+                        .unwrap();
+                    let got = b
+                        .conv_transpose(s, heads, &dg, &bw, set, with_act.then_some(&dact))
+                        .unwrap();
+                    assert_close(
+                        &format!("conv_transpose {s:?} heads {heads} {set:?} act {with_act}"),
+                        seed,
+                        &b.download(&got).unwrap(),
+                        &want,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Pooling on values from a small set, so that windows hold ties (the first maximum wins).
+pub fn maxpool<B: Backend>(b: &B, seed: u64, argmax_of: impl Fn(&B::Index) -> Vec<u32>) {
+    let c = cpu();
+    for (i, s) in POOL_SHAPES.into_iter().enumerate() {
+        let mut rng = Rng::new(seed + i as u64);
+        let x: Vec<f32> = rng
+            .vec(s.input_len(), 0.0, 4.0)
+            .into_iter()
+            .map(f32::floor)
+            .collect();
+        let (want_y, want_idx) = c.maxpool_forward(s, &x).unwrap();
+        let (y, idx) = b.maxpool_forward(s, &b.upload(&x).unwrap()).unwrap();
+        let case = format!("maxpool_forward {s:?}");
+        assert_eq!(b.download(&y).unwrap(), want_y, "{case} (seed {seed})");
+        assert_eq!(argmax_of(&idx), want_idx, "{case} argmax (seed {seed})");
+        for heads in HEADS {
+            let r = rng.vec(s.output_len() * heads, -1.0, 1.0);
+            let want = c.maxpool_route(s, heads, &r, &want_idx).unwrap();
+            let got = b
+                .maxpool_route(s, heads, &b.upload(&r).unwrap(), &idx)
+                .unwrap();
+            assert_eq!(
+                b.download(&got).unwrap(),
+                want,
+                "maxpool_route {s:?} heads {heads} (seed {seed})"
+            );
+        }
+    }
+}
+
+pub fn dense<B: Backend>(b: &B, seed: u64) {
+    let c = cpu();
+    for (i, s) in DENSE_SHAPES.into_iter().enumerate() {
+        let mut rng = Rng::new(seed + i as u64);
+        let p = dense_params(&mut rng, s);
+        let (cw, bw) = (c.prepare_dense(&p).unwrap(), b.prepare_dense(&p).unwrap());
+        let x = rng.vec(s.n * s.inputs, 0.0, 1.0);
+        let dx = b.upload(&x).unwrap();
+        for relu in [true, false] {
+            let want = c.dense_forward(s, &x, &cw, relu).unwrap();
+            let got = b.dense_forward(s, &dx, &bw, relu).unwrap();
+            assert_close(
+                &format!("dense_forward {s:?} relu {relu}"),
+                seed,
+                &b.download(&got).unwrap(),
+                &want,
+            );
+        }
+        for heads in HEADS {
+            let r = rng.vec(s.n * heads * s.outputs, -1.0, 1.0);
+            let dr = b.upload(&r).unwrap();
+            for bias in [BiasMode::None, BiasMode::Positive, BiasMode::Full] {
+                for stab in [Stabilizer::Epsilon(1e-6), Stabilizer::ZeroTo(1e-7)] {
+                    let want = c.dense_quotient(s, heads, &x, &cw, bias, stab, &r).unwrap();
+                    let got = b
+                        .dense_quotient(s, heads, &dx, &bw, bias, stab, &dr)
+                        .unwrap();
+                    assert_close(
+                        &format!("dense_quotient {s:?} heads {heads} {bias:?} {stab:?}"),
+                        seed,
+                        &b.download(&got).unwrap(),
+                        &want,
+                    );
+                }
+            }
+            for set in [WeightSet::Positive, WeightSet::Plain] {
+                for with_act in [true, false] {
+                    let want = c
+                        .dense_transpose(s, heads, &r, &cw, set, with_act.then_some(&x))
+                        .unwrap();
+                    let got = b
+                        .dense_transpose(s, heads, &dr, &bw, set, with_act.then_some(&dx))
+                        .unwrap();
+                    assert_close(
+                        &format!("dense_transpose {s:?} heads {heads} {set:?} act {with_act}"),
+                        seed,
+                        &b.download(&got).unwrap(),
+                        &want,
+                    );
+                }
+            }
+        }
+    }
+}
+
+pub fn relu_backward<B: Backend>(b: &B, seed: u64) {
+    let c = cpu();
+    let mut rng = Rng::new(seed);
+    for (n, map) in [(2, 7 * 5 * 3), (1, 1037), (3, 1)] {
+        for heads in HEADS {
+            let y: Vec<f32> = rng
+                .vec(n * map, -1.0, 1.0)
+                .into_iter()
+                .map(|v| v.max(0.0))
+                .collect();
+            let g = rng.vec(n * heads * map, -1.0, 1.0);
+            let dy = b.upload(&y).unwrap();
+            for mask in [Mask::Relu, Mask::Guided] {
+                let mut want = g.clone();
+                c.relu_backward(n, heads, &mut want, &y, mask).unwrap();
+                let mut got = b.upload(&g).unwrap();
+                b.relu_backward(n, heads, &mut got, &dy, mask).unwrap();
+                assert_eq!(
+                    b.download(&got).unwrap(),
+                    want,
+                    "relu_backward n {n} map {map} heads {heads} {mask:?} (seed {seed})"
+                );
+            }
+        }
+    }
+}
+
+/// Shape errors come back as errors, not panics or device faults.
+pub fn shape_errors<B: Backend>(b: &B) {
+    let s = CONV_SHAPES[0];
+    let mut rng = Rng::new(1);
+    let w = b
+        .prepare_conv(&conv_params(&mut rng, s.cin, s.cout))
+        .unwrap();
+    let short = b.upload(&vec![0.0; s.input_len() - 1]).unwrap();
+    assert!(b.conv3x3_forward(s, &short, &w).is_err());
+    let wrong = ConvShape {
+        cin: s.cin + 1,
+        ..s
+    };
+    let x = b.upload(&vec![0.0; wrong.input_len()]).unwrap();
+    assert!(b.conv3x3_forward(wrong, &x, &w).is_err());
+    let bad = ConvParams {
+        cin: 2,
+        cout: 2,
+        weight: vec![0.0; 5],
+        bias: vec![0.0; 2],
+    };
+    assert!(b.prepare_conv(&bad).is_err());
+}
+
+/// A whole network on `b` against the CPU: logits, every method of every preset for several
+/// targets at once (one batch of heads), and the gradient passes of the baselines.
+pub fn network<B: Backend>(b: B, model: &sglrp::model::Model, images: usize, seed: u64) {
+    use sglrp::explain::{Method, Network, Preset, Request, Rule, Target};
+    let side = model.input_side;
+    let dev = Network::new(b, model).unwrap();
+    let cpu = Network::new(cpu(), model).unwrap();
+    let pixels = Rng::new(seed).vec(images * side * side * 3, 0.0, 255.0);
+    let x = model.preprocess.normalize(&pixels);
+    let (fd, fc) = (dev.forward(&x).unwrap(), cpu.forward(&x).unwrap());
+    assert_close(
+        &format!("{} logits", model.name),
+        seed,
+        &fd.logits,
+        &fc.logits,
+    );
+    let requests: Vec<Request> = [Target::Rank(1), Target::Rank(2), Target::Class(3)]
+        .into_iter()
+        .flat_map(|t| Method::PAPER.map(|m| Request::new(m, t)))
+        .collect();
+    let requests = vec![requests; images];
+    for preset in Preset::ALL {
+        let rd = dev.explain_forward(&fd, &requests, preset).unwrap();
+        let rc = cpu.explain_forward(&fc, &requests, preset).unwrap();
+        for (i, (d, c)) in rd.iter().zip(&rc).enumerate() {
+            for (ed, ec) in d.explanations.iter().zip(&c.explanations) {
+                assert_eq!(ed.target, ec.target);
+                assert_close(
+                    &format!(
+                        "{} image {i} {preset} {} target {}",
+                        model.name, ec.method, ec.target
+                    ),
+                    seed,
+                    &ed.relevance,
+                    &ec.relevance,
+                );
+            }
+        }
+    }
+    let classes = cpu.num_classes();
+    let heads: Vec<f32> = (0..images * 2 * classes)
+        .map(|i| {
+            if i % classes == (i / classes) % classes {
+                1.0
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    for mask in [Mask::Relu, Mask::Guided] {
+        let gd = dev
+            .backward(&fd, 2, &heads, Rule::Gradient(mask), 0)
+            .unwrap();
+        let gc = cpu
+            .backward(&fc, 2, &heads, Rule::Gradient(mask), 0)
+            .unwrap();
+        assert_close(&format!("{} gradient {mask:?}", model.name), seed, &gd, &gc);
+    }
+}
