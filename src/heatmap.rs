@@ -1,11 +1,15 @@
 //! From input relevance to a heatmap (SPEC §6).
 
-/// `Σ_c max(R_c, 0)` of a `(3, H, W)` relevance map: the paper's Eq. 6 and 9 as its code does it
-/// (clip each element, then sum the channels). Returns `(H, W)`.
-pub fn heatmap(relevance: &[f32]) -> Vec<f32> {
-    let plane = relevance.len() / 3;
+/// `Σ_c max(R_c, 0)` of a `(C, H, W)` map: the paper's Eq. 6 and 9 as its code does it (clip
+/// each element, then sum the channels). Returns `(H, W)`.
+pub fn heatmap(relevance: &[f32], channels: usize) -> Vec<f32> {
+    let plane = relevance.len() / channels;
     (0..plane)
-        .map(|p| (0..3).map(|c| relevance[c * plane + p].max(0.0)).sum())
+        .map(|p| {
+            (0..channels)
+                .map(|c| relevance[c * plane + p].max(0.0))
+                .sum()
+        })
         .collect()
 }
 
@@ -27,7 +31,8 @@ mod tests {
     fn heatmap_clips_then_sums_channels() {
         // Two pixels, channels-first.
         let r = [1.0, -2.0, /* c1 */ -1.0, 3.0, /* c2 */ 0.5, -0.5];
-        assert_eq!(heatmap(&r), vec![1.5, 3.0]);
+        assert_eq!(heatmap(&r, 3), vec![1.5, 3.0]);
+        assert_eq!(heatmap(&[-1.0, 2.0], 1), vec![0.0, 2.0]);
         assert_eq!(normalize(&[1.5, -3.0]), vec![0.5, -1.0]);
         assert_eq!(normalize(&[0.0, 0.0]), vec![0.0, 0.0]);
     }

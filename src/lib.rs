@@ -10,6 +10,7 @@ pub mod backend;
 pub mod bench;
 pub mod dataset;
 pub mod error;
+pub mod eval;
 pub mod explain;
 pub mod heatmap;
 pub mod io;

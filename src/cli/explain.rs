@@ -414,7 +414,7 @@ impl Job {
         let mut explanations = Vec::new();
         let mut heatmaps = Vec::new();
         for (e, files) in result.explanations.iter().zip(&plan.files) {
-            let map = render::display_map(&e.relevance);
+            let map = render::display_map(&e.relevance, e.channels);
             let heat = render::colorize(&map, side, side, self.cmap);
             if let Some(path) = files.get("png") {
                 write_png(path, &heat).map_err(|e| e.to_string())?;
@@ -424,8 +424,12 @@ impl Job {
                     .map_err(|e| e.to_string())?;
             }
             if let Some(path) = files.get("npy") {
-                write_npy(path, &[3, side as u64, side as u64], &e.relevance)
-                    .map_err(|e| e.to_string())?;
+                write_npy(
+                    path,
+                    &[e.channels as u64, side as u64, side as u64],
+                    &e.relevance,
+                )
+                .map_err(|e| e.to_string())?;
             }
             heatmaps.push(heat);
             let sum = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>();

@@ -3,6 +3,7 @@
 
 mod classify;
 mod device;
+mod eval;
 mod explain;
 mod info;
 mod inputs;
@@ -57,6 +58,9 @@ enum Command {
     Classify(ClassifyArgs),
     /// The model: layers, shapes, parameters, FLOPs, pre-processing, classes; and the devices.
     Info(InfoArgs),
+    /// The paper's evaluation on a dataset with boxes: maximal patch masking and the energy
+    /// pointing game per method, as CSV, JSON and charts.
+    Eval(EvalArgs),
 }
 
 /// Options shared by every subcommand that runs a model.
@@ -106,13 +110,14 @@ struct ExplainArgs {
     #[command(flatten)]
     model: ModelArgs,
 
-    /// Methods, in the order of the grid's columns: lrp, clrp, sglrp (comma-separated or
-    /// repeated).
+    /// Methods, in the order of the grid's columns: lrp, clrp, sglrp and the baselines
+    /// gradient, guided_backprop, gradcam, guided_gradcam, random (comma-separated or repeated).
+    /// The default is the paper's figures: Guided Grad-CAM, LRP, CLRP, SGLRP.
     #[arg(
         long,
         short,
         value_delimiter = ',',
-        default_value = "lrp,clrp,sglrp",
+        default_value = "guided_gradcam,lrp,clrp,sglrp",
         value_name = "METHOD"
     )]
     method: Vec<MethodArg>,
@@ -170,6 +175,72 @@ struct ClassifyArgs {
 }
 
 #[derive(Args, Debug)]
+struct EvalArgs {
+    /// A scene manifest: JSON Lines, one `{"image", "label", "boxes": [{label, x0, y0, x1, y1}]}`
+    /// per line, image paths relative to the manifest (README, "Datasets").
+    #[arg(long, value_name = "FILE", conflicts_with = "voc")]
+    manifest: Option<PathBuf>,
+
+    /// A folder of Pascal VOC XML box files (ImageNet's validation boxes); needs --images and
+    /// --synsets.
+    #[arg(long, value_name = "DIR")]
+    voc: Option<PathBuf>,
+
+    /// With --voc: the folder of the images the XML files name.
+    #[arg(long, value_name = "DIR", requires = "voc")]
+    images: Option<PathBuf>,
+
+    /// With --voc: the synset-to-index map, one synset per line (line number = class index).
+    #[arg(long, value_name = "FILE", requires = "voc")]
+    synsets: Option<PathBuf>,
+
+    #[command(flatten)]
+    model: ModelArgs,
+
+    /// Methods to compare (comma-separated or repeated).
+    #[arg(
+        long,
+        short,
+        value_delimiter = ',',
+        default_value = "lrp,clrp,sglrp,guided_gradcam,random",
+        value_name = "METHOD"
+    )]
+    method: Vec<MethodArg>,
+
+    /// Rule set for the LRP methods: paper, zennit or innvestigate.
+    #[arg(long, default_value = "paper", value_name = "PRESET")]
+    preset: Preset,
+
+    /// Grad-CAM's layer (default: the last conv, e.g. conv5_3).
+    #[arg(long, value_name = "LAYER")]
+    gradcam_layer: Option<String>,
+
+    /// Output folder; a run into a folder with results of the same settings resumes it.
+    #[arg(long, short, default_value = "sglrp-eval", value_name = "DIR")]
+    out: PathBuf,
+
+    /// Evaluate only the first N samples.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+
+    /// Seed of the Random method's maps (mixed with each image's path).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+
+    /// Images per pass.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    batch_size: Option<u16>,
+
+    /// Refuse images larger than this many megapixels (checked before decoding).
+    #[arg(long, default_value_t = 100.0, value_name = "MP")]
+    max_megapixels: f64,
+
+    /// No progress bar and no closing table; errors are still printed.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
 struct InfoArgs {
     /// Weights file (default: the bundled demo model).
     #[arg(long, value_name = "FILE")]
@@ -184,13 +255,21 @@ struct InfoArgs {
     threads: Option<u16>,
 }
 
-/// A method the CLI can run. The LRP family runs through [`sglrp::explain::Method`]; the
-/// baselines of SPEC §8 join this list when the library has them.
+/// A method the CLI can run: the LRP family and the baselines of SPEC §8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum MethodArg {
     Lrp,
     Clrp,
     Sglrp,
+    Gradient,
+    #[value(name = "guided_backprop", alias = "gbp")]
+    GuidedBackprop,
+    #[value(name = "gradcam")]
+    GradCam,
+    #[value(name = "guided_gradcam")]
+    GuidedGradCam,
+    /// A uniform random map (seed 0).
+    Random,
 }
 
 impl MethodArg {
@@ -200,25 +279,22 @@ impl MethodArg {
             MethodArg::Lrp => Method::Lrp,
             MethodArg::Clrp => Method::Clrp,
             MethodArg::Sglrp => Method::Sglrp,
+            MethodArg::Gradient => Method::Gradient,
+            MethodArg::GuidedBackprop => Method::GuidedBackprop,
+            MethodArg::GradCam => Method::GradCam,
+            MethodArg::GuidedGradCam => Method::GuidedGradCam,
+            MethodArg::Random => Method::Random { seed: 0 },
         }
     }
 
-    /// File-name form: `lrp`.
+    /// File-name form: `lrp`, `guided_gradcam`.
     pub fn name(self) -> &'static str {
-        match self {
-            MethodArg::Lrp => "lrp",
-            MethodArg::Clrp => "clrp",
-            MethodArg::Sglrp => "sglrp",
-        }
+        self.method().name()
     }
 
-    /// Display form, as the paper writes it: `LRP`.
+    /// Display form, as the paper writes it: `LRP`, `Guided Grad-CAM`.
     pub fn title(self) -> &'static str {
-        match self {
-            MethodArg::Lrp => "LRP",
-            MethodArg::Clrp => "CLRP",
-            MethodArg::Sglrp => "SGLRP",
-        }
+        self.method().title()
     }
 }
 
@@ -239,6 +315,7 @@ pub fn main() -> ExitCode {
         Command::Explain(args) => explain::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Info(args) => info::run(args),
+        Command::Eval(args) => eval::run(args),
     };
     ExitCode::from(code)
 }

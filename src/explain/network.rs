@@ -45,6 +45,16 @@ pub struct Forward<B: Backend> {
     argmax: Vec<Option<B::Index>>, // per pool layer
 }
 
+impl<B: Backend> Forward<B> {
+    /// The pre-processed input, `(N, S, S, 3)`.
+    pub fn input(&self) -> &[f32] {
+        &self.input
+    }
+}
+
+/// A layer's output (`None` for flatten) and, for a pool, its argmax.
+pub(crate) type LayerOutput<B> = (Option<<B as Backend>::Buf>, Option<<B as Backend>::Index>);
+
 /// How a backward pass treats each layer.
 #[derive(Clone, Copy, Debug)]
 pub enum Rule {
@@ -183,33 +193,10 @@ impl<B: Backend> Network<B> {
         let x = b.upload(input)?;
         let mut outputs: Vec<Option<B::Buf>> = Vec::with_capacity(self.layers.len());
         let mut argmax = Vec::with_capacity(self.layers.len());
-        for (i, layer) in self.layers.iter().enumerate() {
+        for i in 0..self.layers.len() {
             let _range = b.range(&format!("forward/{}", self.info.layer_names[i]));
-            let (input_dims, output_dims) = self.info.dims[i];
             let current = last_output(&outputs).unwrap_or(&x);
-            let (out, idx) = match layer {
-                Prepared::Conv(w) => (
-                    Some(b.conv3x3_forward(conv_shape(n, input_dims, output_dims), current, w)?),
-                    None,
-                ),
-                Prepared::Pool => {
-                    let (y, idx) = b.maxpool_forward(pool_shape(n, input_dims), current)?;
-                    (Some(y), Some(idx))
-                }
-                Prepared::Flatten => (None, None),
-                Prepared::Dense(w) => {
-                    let relu = i + 1 < self.layers.len();
-                    (
-                        Some(b.dense_forward(
-                            dense_shape(n, input_dims, output_dims),
-                            current,
-                            w,
-                            relu,
-                        )?),
-                        None,
-                    )
-                }
-            };
+            let (out, idx) = self.run_layer(i, n, self.info.dims[i].0, current)?;
             outputs.push(out);
             argmax.push(idx);
         }
@@ -221,6 +208,39 @@ impl<B: Backend> Network<B> {
             x,
             outputs,
             argmax,
+        })
+    }
+
+    /// Runs layer `i` over `n` maps of size `input` (convs and pools take any spatial size;
+    /// dense layers their own width). Returns the output (`None` for flatten, which keeps the
+    /// buffer) and, for a pool, its argmax.
+    pub(crate) fn run_layer(
+        &self,
+        i: usize,
+        n: usize,
+        input: Dims,
+        x: &B::Buf,
+    ) -> Result<LayerOutput<B>> {
+        let b = &self.backend;
+        let output = Dims {
+            c: self.info.dims[i].1.c,
+            ..input
+        };
+        Ok(match &self.layers[i] {
+            Prepared::Conv(w) => (
+                Some(b.conv3x3_forward(conv_shape(n, input, output), x, w)?),
+                None,
+            ),
+            Prepared::Pool => {
+                let (y, idx) = b.maxpool_forward(pool_shape(n, input), x)?;
+                (Some(y), Some(idx))
+            }
+            Prepared::Flatten => (None, None),
+            Prepared::Dense(w) => {
+                let relu = i + 1 < self.layers.len();
+                let s = dense_shape(n, input, self.info.dims[i].1);
+                (Some(b.dense_forward(s, x, w, relu)?), None)
+            }
         })
     }
 

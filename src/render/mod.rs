@@ -1,7 +1,8 @@
 //! Pictures of relevance maps: colour maps, heatmap images (SPEC §6), overlays on the input image
-//! and the comparison grid laid out like the paper's figures (input | LRP | CLRP | SGLRP, one row
-//! per target).
+//! and the comparison grid laid out like the paper's figures (input | Guided Grad-CAM | LRP |
+//! CLRP | SGLRP, one row per target).
 
+pub mod chart;
 pub mod colormap;
 pub mod text;
 
@@ -21,15 +22,21 @@ pub fn colorize(map: &[f32], width: u32, height: u32, cmap: ColorMap) -> RgbImag
     img
 }
 
-/// The display map of a relevance map `(3, H, W)` (SPEC §6): `Σ_c max(R_c, 0)` divided by its
-/// largest absolute value, so it lies in [0, 1] (all zeros stay zeros). Returns `(H, W)`.
-pub fn display_map(relevance: &[f32]) -> Vec<f32> {
-    normalize(&heatmap(relevance))
+/// The display map of a map `(C, H, W)` (SPEC §6): `Σ_c max(R_c, 0)` divided by its largest
+/// absolute value, so it lies in [0, 1] (all zeros stay zeros). Returns `(H, W)`.
+pub fn display_map(relevance: &[f32], channels: usize) -> Vec<f32> {
+    normalize(&heatmap(relevance, channels))
 }
 
-/// The heatmap image of a relevance map `(3, H, W)` (SPEC §6), one pixel per input pixel.
-pub fn heatmap_image(relevance: &[f32], width: u32, height: u32, cmap: ColorMap) -> RgbImage {
-    colorize(&display_map(relevance), width, height, cmap)
+/// The heatmap image of a map `(C, H, W)` (SPEC §6), one pixel per input pixel.
+pub fn heatmap_image(
+    relevance: &[f32],
+    channels: usize,
+    width: u32,
+    height: u32,
+    cmap: ColorMap,
+) -> RgbImage {
+    colorize(&display_map(relevance, channels), width, height, cmap)
 }
 
 /// The map's colours over a grey version of the image: each pixel's colour is blended in with
@@ -128,7 +135,7 @@ mod tests {
     fn heatmap_keeps_positive_relevance_only() {
         // 2×1 image, channels-first: pixel 0 has only negative relevance.
         let r = [-1.0, 2.0, /* c1 */ -1.0, 1.0, /* c2 */ -1.0, 1.0];
-        let img = heatmap_image(&r, 2, 1, ColorMap::Seismic);
+        let img = heatmap_image(&r, 3, 2, 1, ColorMap::Seismic);
         assert_eq!(img.get_pixel(0, 0).0, [255, 255, 255], "zero is white");
         assert_eq!(img.get_pixel(1, 0).0, ColorMap::Seismic.color(1.0));
     }

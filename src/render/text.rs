@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use ab_glyph::{FontRef, PxScale};
 use image::{Rgb, RgbImage};
 
-static DEJAVU_SANS: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
+pub(crate) static DEJAVU_SANS: &[u8] = include_bytes!("fonts/DejaVuSans.ttf");
 
 /// The bundled font.
 pub fn font() -> &'static FontRef<'static> {
