@@ -12,7 +12,7 @@ use sglrp::model::Model;
 fn json_lines_match_the_library() {
     let dir = tempfile::tempdir().unwrap();
     let images = write_test_images(&dir.path().join("in"));
-    let model_path = model();
+    let model_path = demo_model();
     let run = sglrp(
         &[
             "classify".as_ref(),

@@ -73,19 +73,10 @@ fn describes_the_small_model() {
 fn default_model_is_the_demo_model() {
     let run = sglrp(&["info"], None);
     run.assert_no_panic();
-    match demo_model() {
-        Some(_) => {
-            assert_eq!(run.code, 0, "{}", run.stderr);
-            assert!(run.stdout.contains("demo_vgg16_fashion"), "{}", run.stdout);
-            // VGG16's conv stack at 224: 30.7 GFLOP of the 13 convs; the head is small.
-            assert!(run.stdout.contains("conv5_3"), "{}", run.stdout);
-            assert!(run.stdout.contains("caffe"), "{}", run.stdout);
-        }
-        None => {
-            assert_eq!(run.code, 2);
-            run.assert_one_error_naming("--model");
-        }
-    }
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("demo_vgg16_fashion"), "{}", run.stdout);
+    assert!(run.stdout.contains("conv5_3"), "{}", run.stdout);
+    assert!(run.stdout.contains("caffe"), "{}", run.stdout);
     // From another folder the demo model is still found through the crate's path.
     let elsewhere = tempfile::tempdir().unwrap();
     let run2 = sglrp(&["info"], Some(elsewhere.path()));

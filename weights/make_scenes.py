@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Generate multi-object "Fashion-MNIST scenes": 224x224 RGB images with 2-3 clothing items.
 
-Each scene holds 2 or 3 Fashion-MNIST items of *distinct* classes, scaled to clearly different
-sizes (one main item on a square canvas of 96-128 px side, the others 48-80 px; aspect jittered
-by +-10 %), tinted with a random colour and
-placed on a varied background (flat colour, linear gradient, low-contrast smooth noise, or
-low-contrast stripes/checkerboard). The scenes are the training and evaluation data of the demo
-model (weights/train_demo.py) and the sample inputs in weights/samples/.
+Each scene holds 2 or 3 Fashion-MNIST items of *distinct* classes (drawn uniformly, without
+replacement; the items uniformly from the split), scaled to clearly different sizes (one main
+item on a square canvas of 96-128 px side, the others 48-80 px; aspect jittered by +-10 %;
+mirrored with probability 1/2), tinted with a random colour and placed on a varied background
+(flat colour, linear gradient, low-contrast smooth noise, or low-contrast stripes/checkerboard).
+The scenes are the training and evaluation data of the demo model (weights/train_demo.py) and
+the sample inputs in weights/samples/.
 
 Rendering of one item (Fashion-MNIST items are white-on-black 28x28, grey level g in [0, 1]):
   * the 28x28 image is (optionally mirrored and) resized bilinearly to its canvas size;
@@ -18,7 +19,8 @@ Rendering of one item (Fashion-MNIST items are white-on-black 28x28, grey level 
     pixels the item changes (before any occlusion by another item).
 Items are drawn from the largest box to the smallest, so the smaller ones lie on top. Two boxes
 may overlap by at most IoU 0.2 and by at most 25 % of the smaller box's area. The largest box
-is at least 2 times the area of the second largest, so the primary item is unambiguous.
+is at least 2 times the area of the second largest, so the primary item is unambiguous
+(a draw that breaks a rule is discarded and drawn again from the scene's stream).
 
 Manifest: DIR/manifest.jsonl, one JSON object per line and per scene:
   {"image": "00000.png", "label": 3,
@@ -36,7 +38,7 @@ pure function of (--split, --seed, scene index): scene i is drawn from its own r
 seeded by (seed, split, i), so a larger --count only appends scenes.
 
 Usage:
-  python weights/make_scenes.py --split train --count 5000 --seed 1 --out /work/cache/scenes/train
+  python weights/make_scenes.py --split train --count 6000 --seed 1 --out /work/cache/scenes/train
   python weights/make_scenes.py --split test  --count 1000 --seed 1 --out /work/cache/scenes/test
 Options: --fashion-mnist DIR (default /usr/share/datasets/fashion-mnist, the gzip IDX files),
 --size (default 224). Needs numpy and pillow.

@@ -16,14 +16,9 @@ pub fn small_model() -> PathBuf {
     root().join("tests/fixtures/small_vgg.model.safetensors")
 }
 
-/// The bundled demo model, if it is there.
-pub fn demo_model() -> Option<PathBuf> {
-    Some(root().join("weights/demo_vgg16_fashion.safetensors")).filter(|p| p.is_file())
-}
-
-/// The demo model when present, the small fixture model otherwise.
-pub fn model() -> PathBuf {
-    demo_model().unwrap_or_else(small_model)
+/// The bundled demo model: VGG16 at 224×224, caffe pre-processing, 10 Fashion-MNIST classes.
+pub fn demo_model() -> PathBuf {
+    root().join("weights/demo_vgg16_fashion.safetensors")
 }
 
 /// The bundled sample images.
