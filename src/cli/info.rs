@@ -1,67 +1,18 @@
 //! `sglrp info`: the model's layers, shapes, parameters and FLOPs, its pre-processing and
 //! classes, and the devices found.
 //!
-//! FLOPs count a multiply-add as 2 and leave out ReLU, pooling, bias and division. A forward
-//! pass costs `2·H·W·Cin·Cout·9` per conv and `2·in·out` per dense layer. One explanation (one
-//! method, one target) adds, per layer, the z⁺ denominator (a forward-sized conv or dense
-//! product) and the transposed conv or dense product (SPEC §4); the first conv's z^B rule runs
-//! both on the doubled input `[x − l | x − h]`, so it costs twice that. Each further method or
-//! target of the same image shares the forward pass and the denominators and adds only the
-//! transposed products; the `innvestigate` preset doubles those (two passes per explanation).
+//! FLOPs as `sglrp::model::layer_costs` counts them.
 
-use sglrp::model::{Channels, Dims, Layer, Model, Resize};
+use sglrp::model::{Channels, Dims, LayerCost, Model, Resize, layer_costs};
 
 use super::{EXIT_OK, InfoArgs, device, load_model};
-
-/// Per layer: parameters, forward FLOPs, denominator FLOPs, transposed-product FLOPs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LayerCost {
-    pub params: u64,
-    pub forward: u64,
-    pub denominator: u64,
-    pub transpose: u64,
-}
-
-/// The cost of every layer of `model` for one image.
-pub fn layer_costs(model: &Model) -> Vec<LayerCost> {
-    model
-        .layers
-        .iter()
-        .zip(model.dims())
-        .enumerate()
-        .map(|(i, (layer, (input, output)))| match layer {
-            Layer::Conv(p) => {
-                let macs = (output.h * output.w * p.cin * p.cout * 9) as u64;
-                // z^B: the first conv's rule runs on 2·Cin input channels.
-                let rule = if i == 0 { 2 * macs } else { macs };
-                LayerCost {
-                    params: (p.weight.len() + p.bias.len()) as u64,
-                    forward: 2 * macs,
-                    denominator: 2 * rule,
-                    transpose: 2 * rule,
-                }
-            }
-            Layer::Dense(p) => {
-                let macs = (p.inputs * p.outputs) as u64;
-                debug_assert_eq!(input.len(), p.inputs);
-                LayerCost {
-                    params: (p.weight.len() + p.bias.len()) as u64,
-                    forward: 2 * macs,
-                    denominator: 2 * macs,
-                    transpose: 2 * macs,
-                }
-            }
-            Layer::Pool | Layer::Flatten => LayerCost::default(),
-        })
-        .collect()
-}
 
 pub fn run(args: InfoArgs) -> u8 {
     let (path, model) = match load_model(args.model.as_deref()) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let costs = layer_costs(&model);
+    let costs = layer_costs(&model.specs(), &model.dims());
     let dims = model.dims();
     let names = model.layer_names();
     println!("model     {}", path.display());
@@ -189,40 +140,9 @@ fn group(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sglrp::model::{ConvParams, DenseParams, Preprocess};
 
     #[test]
-    fn flops_of_a_tiny_network() {
-        // conv 3→2 on 4×4, pool, flatten, dense 8→3.
-        let model = Model {
-            name: "tiny".into(),
-            layers: vec![
-                Layer::Conv(ConvParams {
-                    cin: 3,
-                    cout: 2,
-                    weight: vec![0.0; 54],
-                    bias: vec![0.0; 2],
-                }),
-                Layer::Pool,
-                Layer::Flatten,
-                Layer::Dense(DenseParams {
-                    inputs: 8,
-                    outputs: 3,
-                    weight: vec![0.0; 24],
-                    bias: vec![0.0; 3],
-                }),
-            ],
-            input_side: 4,
-            preprocess: Preprocess::torchvision(),
-            classes: Model::default_classes(3),
-        };
-        let c = layer_costs(&model);
-        assert_eq!(c[0].forward, 2 * 16 * 3 * 2 * 9);
-        assert_eq!(c[0].params, 56);
-        assert_eq!(c[0].denominator, 2 * c[0].forward);
-        assert_eq!(c[3].forward, 2 * 24);
-        assert_eq!(c[3].transpose, 2 * 24);
-        assert_eq!(c[1], LayerCost::default());
+    fn numbers_are_formatted() {
         assert_eq!(group(138_357_544), "138,357,544");
         assert_eq!(group(12), "12");
         assert_eq!(trim(1.0 / 255.0), "0.0039216");

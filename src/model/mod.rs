@@ -2,11 +2,13 @@
 //! its class names. Backends prepare their own weight layouts from it.
 
 mod arch;
+mod cost;
 mod load;
 mod preprocess;
 mod save;
 
 pub use arch::{Dims, LayerSpec, infer_dims, vgg16};
+pub use cost::{LayerCost, layer_costs};
 pub use preprocess::{Channels, Preprocess, Resize};
 pub use save::Dtype;
 
