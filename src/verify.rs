@@ -133,6 +133,18 @@ impl VerifyReport {
             .collect()
     }
 
+    /// Folds in the report of the same comparisons on further images: the worst of each.
+    pub fn merge(&mut self, other: VerifyReport) {
+        self.images += other.images;
+        let theirs = other.layers.into_iter().chain(other.methods);
+        for (mine, theirs) in self.layers.iter_mut().chain(&mut self.methods).zip(theirs) {
+            debug_assert_eq!(mine.what, theirs.what);
+            mine.max_abs = mine.max_abs.max(theirs.max_abs);
+            mine.rel_l2 = mine.rel_l2.max(theirs.rel_l2);
+            mine.pass &= theirs.pass;
+        }
+    }
+
     /// A markdown table of every comparison.
     pub fn to_markdown(&self) -> String {
         let mut s = format!(
@@ -203,7 +215,7 @@ pub fn verify<B: Backend>(
                     }
                 }
             }
-            let map = model.input_side * model.input_side * 3;
+            let map = model.input_side * model.input_side * method.channels();
             methods.push(Comparison::maps(
                 format!("{preset} {method}"),
                 &got,
@@ -380,4 +392,40 @@ fn verify_layers<B: Backend>(
         x = next;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn comparison(what: &str, rel_l2: f64) -> Comparison {
+        Comparison {
+            what: what.into(),
+            max_abs: rel_l2 * 10.0,
+            rel_l2,
+            bound: F32_BOUND,
+            pass: rel_l2 <= F32_BOUND,
+        }
+    }
+
+    #[test]
+    fn merge_keeps_the_worst_of_each_comparison() {
+        let report = |images, layer, method| VerifyReport {
+            device: "cuda:0".into(),
+            model: "m".into(),
+            images,
+            input_side: 32,
+            layers: vec![comparison("conv1_1 forward", layer)],
+            methods: vec![comparison("paper lrp", method)],
+        };
+        let mut total = report(8, 1e-6, 2e-4);
+        total.merge(report(3, 3e-5, 1e-7));
+        assert_eq!(total.images, 11);
+        assert_eq!(total.layers[0].rel_l2, 3e-5);
+        assert_eq!(total.layers[0].max_abs, comparison("", 3e-5).max_abs);
+        assert!(total.layers[0].pass);
+        assert_eq!(total.methods[0].rel_l2, 2e-4);
+        assert!(!total.methods[0].pass);
+        assert_eq!(total.failures().len(), 1);
+    }
 }

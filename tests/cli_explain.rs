@@ -67,7 +67,7 @@ fn every_format_for_every_image_kind_and_npy_equals_the_library() {
             lines.contains(&record),
             "summary.jsonl holds result.json of {stem}"
         );
-        assert_eq!(record["explanations"].as_array().unwrap().len(), 6);
+        assert_eq!(record["explanations"].as_array().unwrap().len(), 8);
         assert_eq!(record["predictions"].as_array().unwrap().len(), 5);
 
         let grid = read_png(&folder.join("grid.png"));
@@ -77,12 +77,12 @@ fn every_format_for_every_image_kind_and_npy_equals_the_library() {
         );
         let requests: Vec<Request> = [Target::Rank(1), Target::Rank(2)]
             .iter()
-            .flat_map(|&t| Method::PAPER.map(|m| Request::new(m, t)))
+            .flat_map(|&t| Method::FIGURE.map(|m| Request::new(m, t)))
             .collect();
         let expected = library_result(&model, image, &requests, Preset::Paper);
         let mut k = 0;
         for target in ["top1", "top2"] {
-            for method in ["lrp", "clrp", "sglrp"] {
+            for method in Method::FIGURE.map(|m| m.name()) {
                 let heat = read_png(&folder.join(format!("{method}_{target}.png")));
                 assert_eq!(heat.dimensions(), (side, side));
                 let overlay = read_png(&folder.join(format!("{method}_{target}_overlay.png")));
@@ -144,7 +144,7 @@ fn batches_give_the_same_relevance_as_single_images() {
             .iter()
             .filter(|f| f.extension().is_some_and(|e| e == "npy"))
             .count(),
-        27
+        9 * 4
     );
     for f in files
         .iter()
@@ -365,11 +365,9 @@ fn targets_by_rank_index_and_name_and_method_subsets() {
 }
 
 /// The main job of the README: the demo model on the bundled samples, `explain` and `classify`.
-/// Needs `weights/demo_vgg16_fashion.safetensors` and `weights/samples/`, both committed.
 #[test]
-#[ignore = "needs weights/demo_vgg16_fashion.safetensors: drop this line when it is committed"]
 fn demo_model_explains_the_bundled_samples() {
-    let model_path = demo_model().expect("weights/demo_vgg16_fashion.safetensors is committed");
+    let model_path = demo_model();
     let samples = samples();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
@@ -415,19 +413,23 @@ fn demo_model_explains_the_bundled_samples() {
         }
         let folder = out.join(line["output_dir"].as_str().unwrap());
         let grid = read_png(&folder.join("grid.png"));
-        assert_eq!(grid.width(), 2 * 10 + 4 * 224 + 3 * 6);
+        // input | Guided Grad-CAM | LRP | CLRP | SGLRP, 224-pixel cells.
+        assert_eq!(grid.width(), 2 * 10 + 5 * 224 + 4 * 6);
         for e in line["explanations"].as_array().unwrap() {
             let (shape, values) = read_npy(&out.join(e["files"]["npy"].as_str().unwrap()));
             assert_eq!(shape, [3, 224, 224]);
             assert!(values.iter().all(|v| v.is_finite()));
-            // The head: LRP puts z_t on the logits, CLRP and SGLRP heads sum to 0 (SPEC §3).
+            // The head: LRP puts z_t on the logits, CLRP and SGLRP heads sum to 0 (SPEC §3),
+            // the gradient baselines start from the one-hot ∂z_t/∂z.
             let head = e["head_sum"].as_f64().unwrap();
-            if e["method"] == "lrp" {
-                let rank = e["rank"].as_u64().unwrap() as usize;
-                let logit = line["predictions"][rank - 1]["logit"].as_f64().unwrap();
-                assert!((head - logit).abs() <= 1e-5 * logit.abs().max(1.0));
-            } else {
-                assert!(head.abs() <= 1e-4, "{}: head sums to {head}", e["method"]);
+            match e["method"].as_str().unwrap() {
+                "lrp" => {
+                    let rank = e["rank"].as_u64().unwrap() as usize;
+                    let logit = line["predictions"][rank - 1]["logit"].as_f64().unwrap();
+                    assert!((head - logit).abs() <= 1e-5 * logit.abs().max(1.0));
+                }
+                "guided_gradcam" => assert_eq!(head, 1.0),
+                method => assert!(head.abs() <= 1e-4, "{method}: head sums to {head}"),
             }
         }
     }
@@ -478,10 +480,10 @@ fn output_folder_inside_an_input_folder_is_not_read_as_input() {
 }
 
 /// A bundled sample through the CLI and through the library give the same relevance, bit for
-/// bit, with the demo model when it is there (the small fixture model otherwise).
+/// bit, with the demo model.
 #[test]
-fn a_sample_matches_the_library_with_the_test_model() {
-    let model_path = model();
+fn a_sample_matches_the_library_with_the_demo_model() {
+    let model_path = demo_model();
     let image = samples().join("00003.png");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
@@ -502,7 +504,7 @@ fn a_sample_matches_the_library_with_the_test_model() {
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
     let model = Model::load(&model_path).unwrap();
-    let requests: Vec<Request> = Method::PAPER
+    let requests: Vec<Request> = Method::FIGURE
         .map(|m| Request::new(m, Target::Rank(1)))
         .to_vec();
     let expected = library_result(&model, &image, &requests, Preset::Innvestigate);

@@ -16,21 +16,28 @@ pub fn run(args: ClassifyArgs) -> u8 {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    match device::select(args.model.device, args.model.threads) {
-        Ok(backend) => backend.run(Classify {
-            args: &args,
-            model: &model,
-        }),
+    let backend = match device::select(args.model.device, args.model.threads) {
+        Ok(b) => b,
         Err(e) => {
             report(e);
-            EXIT_USAGE
+            return EXIT_USAGE;
         }
-    }
+    };
+    let batch_size = args
+        .input
+        .batch_size
+        .map_or_else(|| backend.default_batch_size(), |n| n as usize);
+    backend.run(Classify {
+        args: &args,
+        model: &model,
+        batch_size,
+    })
 }
 
 struct Classify<'a> {
     args: &'a ClassifyArgs,
     model: &'a Model,
+    batch_size: usize,
 }
 
 impl device::OnBackend for Classify<'_> {
@@ -52,11 +59,7 @@ impl device::OnBackend for Classify<'_> {
             progress.error(e);
         }
         let max_pixels = (args.input.max_megapixels * 1e6).max(1.0) as u64;
-        let batch_size = args.input.batch_size.map_or_else(
-            || device::default_batch_size(args.model.device),
-            |n| n as usize,
-        );
-        for batch in expanded.inputs.chunks(batch_size) {
+        for batch in expanded.inputs.chunks(self.batch_size) {
             progress.working_on(&batch[0].path.display().to_string());
             for (input, result) in batch
                 .iter()

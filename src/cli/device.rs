@@ -5,11 +5,12 @@ use std::str::FromStr;
 
 use sglrp::backend::Backend;
 use sglrp::backend::cpu::CpuBackend;
+use sglrp::backend::cuda::{self, CudaBackend};
 
 /// Where to run, as the user asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Device {
-    /// The best device available (today: the CPU).
+    /// cuda:0 when it can be used, else the CPU.
     Auto,
     Cpu,
     /// A CUDA device by ordinal.
@@ -45,9 +46,53 @@ impl fmt::Display for Device {
     }
 }
 
-/// What the CUDA side of this build can do, in one line.
-pub fn cuda_status() -> &'static str {
-    "not available: this build of sglrp has no CUDA backend yet"
+/// What the CUDA side of this binary can do here, in one line (`sglrp info`).
+pub fn cuda_status() -> String {
+    match cuda_devices() {
+        Ok(count) => format!(
+            "available: {}",
+            (0..count)
+                .map(|i| format!("cuda:{i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Err(why) => format!("not available: {why}"),
+    }
+}
+
+/// How many CUDA devices this binary can use, or every reason it can use none: a missing driver
+/// or device and missing kernels are reported together, so one message says all there is to fix.
+fn cuda_devices() -> Result<usize, String> {
+    let mut why = Vec::new();
+    let count = match cuda::device_count() {
+        Ok(0) => {
+            why.push("the CUDA driver reports no device".to_string());
+            0
+        }
+        Ok(n) => n,
+        Err(e) => {
+            why.push(e.to_string());
+            0
+        }
+    };
+    why.extend(cuda::kernels_missing());
+    if why.is_empty() {
+        Ok(count)
+    } else {
+        Err(why.join("; "))
+    }
+}
+
+/// The CUDA backend on GPU `ordinal`, or why it cannot be had, in one line.
+pub fn cuda_backend(ordinal: usize) -> Result<CudaBackend, String> {
+    let count = cuda_devices()?;
+    if ordinal >= count {
+        return Err(format!(
+            "no CUDA device cuda:{ordinal} ({count} found, cuda:0 to cuda:{})",
+            count - 1
+        ));
+    }
+    CudaBackend::new(ordinal).map_err(|e| e.to_string())
 }
 
 /// The CPU backend with `threads` workers (default: one per core); the same count is given to
@@ -62,15 +107,10 @@ pub fn cpu_backend(threads: Option<u16>) -> Result<CpuBackend, String> {
     CpuBackend::new(threads.map(usize::from)).map_err(|e| e.to_string())
 }
 
-/// Images per pass when `--batch-size` is not given. On the CPU a batch is no faster per image
-/// than a single image, and single images move the progress bar smoothly.
-pub fn default_batch_size(_device: Device) -> usize {
-    1
-}
-
 /// A backend chosen at run time.
 pub enum Chosen {
     Cpu(CpuBackend),
+    Cuda(CudaBackend),
 }
 
 /// Work written once against [`Backend`], run on whichever backend was chosen.
@@ -80,22 +120,42 @@ pub trait OnBackend {
 }
 
 impl Chosen {
-    /// Runs `work` on the chosen backend: the one place where the CLI tells backends apart.
+    /// Runs `work` on the chosen backend, whichever it is.
     pub fn run<W: OnBackend>(self, work: W) -> W::Output {
         match self {
             Chosen::Cpu(backend) => work.run(backend),
+            Chosen::Cuda(backend) => work.run(backend),
+        }
+    }
+
+    /// Images per pass when `--batch-size` is not given. On the CPU a batch is no faster per
+    /// image than a single image, and single images move the progress bar smoothly; a GPU needs
+    /// a batch to fill its cores.
+    pub fn default_batch_size(&self) -> usize {
+        match self {
+            Chosen::Cpu(_) => 1,
+            Chosen::Cuda(_) => 16,
         }
     }
 }
 
-/// The backend for `device`: today the CPU for `auto` and `cpu`, and a clear refusal for CUDA.
+/// The backend for `device`. `auto` takes cuda:0 when the driver, a device and this binary's
+/// kernels are all there, and otherwise the CPU without a word: no GPU is the common case.
 pub fn select(device: Device, threads: Option<u16>) -> Result<Chosen, String> {
     match device {
-        Device::Auto | Device::Cpu => cpu_backend(threads).map(Chosen::Cpu),
-        Device::Cuda(_) => Err(format!(
-            "--device {device}: {}; use --device cpu (or auto)",
-            cuda_status()
-        )),
+        Device::Cpu => cpu_backend(threads).map(Chosen::Cpu),
+        Device::Auto if cuda_devices().is_ok() => match cuda_backend(0) {
+            Ok(gpu) => Ok(Chosen::Cuda(gpu)),
+            // A GPU that is there but does not open is worth a word before the slow way.
+            Err(why) => {
+                eprintln!("warning: --device auto: cannot open cuda:0 ({why}); running on the CPU");
+                cpu_backend(threads).map(Chosen::Cpu)
+            }
+        },
+        Device::Auto => cpu_backend(threads).map(Chosen::Cpu),
+        Device::Cuda(n) => cuda_backend(n)
+            .map(Chosen::Cuda)
+            .map_err(|why| format!("--device {device}: {why}; use --device cpu (or auto)")),
     }
 }
 
@@ -111,5 +171,22 @@ mod tests {
         assert_eq!("cuda:2".parse::<Device>().unwrap(), Device::Cuda(2));
         assert!("cuda:x".parse::<Device>().is_err());
         assert!("tpu".parse::<Device>().is_err());
+    }
+
+    #[test]
+    fn cuda_says_why_it_cannot_be_used() {
+        // No machine has this many GPUs: an error that names what is missing, never a panic.
+        let why = cuda_backend(1 << 20).err().expect("no such GPU");
+        assert!(
+            why.contains("cuda:1048576") || why.contains("driver") || why.contains("kernels"),
+            "{why}"
+        );
+        let status = cuda_status();
+        assert_eq!(
+            status.starts_with("available: cuda:0"),
+            cuda_devices().is_ok(),
+            "{status}"
+        );
+        assert!(!status.contains('\n'), "one line: {status}");
     }
 }

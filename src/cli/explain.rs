@@ -30,8 +30,8 @@ use super::progress::Progress;
 use super::record::{ExplanationRecord, ImageRecord, predictions};
 use super::targets::{self, TargetSpec};
 use super::{
-    EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, ExplainArgs, Format, MethodArg, device, load_model,
-    report,
+    EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, ExplainArgs, Format, MethodArg, device, io_reason,
+    load_model, report, unique,
 };
 
 /// Everything the batch loop needs, fixed for the run.
@@ -93,7 +93,11 @@ pub fn run(args: ExplainArgs) -> u8 {
         report(format!("output folder {}: {e}", args.out.display()));
         return EXIT_USAGE;
     }
-    let job = Job::new(&args, model_path, &model, targets);
+    let batch_size = args
+        .input
+        .batch_size
+        .map_or_else(|| backend.default_batch_size(), |n| n as usize);
+    let job = Job::new(&args, model_path, &model, targets, batch_size);
     backend.run(Explain {
         job,
         model: &model,
@@ -181,23 +185,9 @@ impl device::OnBackend for Explain<'_> {
 fn prepare_output_folder(out: &Path) -> Result<(), String> {
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     let probe = out.join(".sglrp-write-check");
-    write_atomic(&probe, b"").map_err(|e| match e {
-        sglrp::Error::Io { source, .. } => source.to_string(),
-        other => other.to_string(),
-    })?;
+    write_atomic(&probe, b"").map_err(io_reason)?;
     let _ = std::fs::remove_file(probe);
     Ok(())
-}
-
-/// Removes repeated values, keeping the first of each.
-fn unique<T: PartialEq + Copy>(values: &[T]) -> Vec<T> {
-    let mut out = Vec::with_capacity(values.len());
-    for &v in values {
-        if !out.contains(&v) {
-            out.push(v);
-        }
-    }
-    out
 }
 
 /// A path relative to the output folder, with `/` separators, for the JSON records.
@@ -215,6 +205,7 @@ impl Job {
         model_path: PathBuf,
         model: &Model,
         targets: Vec<TargetSpec>,
+        batch_size: usize,
     ) -> Job {
         Job {
             out: args.out.clone(),
@@ -225,10 +216,7 @@ impl Job {
             preset: args.preset,
             cmap: args.cmap,
             overwrite: args.overwrite,
-            batch_size: args.input.batch_size.map_or_else(
-                || device::default_batch_size(args.model.device),
-                |n| n as usize,
-            ),
+            batch_size,
             max_pixels: (args.input.max_megapixels * 1e6).max(1.0) as u64,
             side: model.input_side,
             classes: model.classes.clone(),

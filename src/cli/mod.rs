@@ -1,6 +1,7 @@
 //! The `sglrp` command line: argument definitions, the shared set-up (model, device, inputs)
 //! and the exit codes. Each subcommand lives in its own module.
 
+mod bench;
 mod classify;
 mod device;
 mod eval;
@@ -10,12 +11,14 @@ mod inputs;
 mod progress;
 mod record;
 mod targets;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sglrp::explain::Preset;
+use sglrp::io::write_atomic;
 use sglrp::model::Model;
 use sglrp::render::ColorMap;
 
@@ -31,6 +34,9 @@ pub const EXIT_USAGE: u8 = 2;
 
 /// The demo model bundled with the repository.
 pub const DEMO_MODEL: &str = "weights/demo_vgg16_fashion.safetensors";
+
+/// The sample images bundled with the repository.
+pub const SAMPLES: &str = "weights/samples";
 
 const AFTER_HELP: &str = "\
 Exit codes: 0 all inputs processed (or skipped because their outputs exist), 1 some inputs \
@@ -61,6 +67,15 @@ enum Command {
     /// The paper's evaluation on a dataset with boxes: maximal patch masking and the energy
     /// pointing game per method, as CSV, JSON and charts.
     Eval(EvalArgs),
+    /// A GPU against the CPU reference (SPEC §9): each layer's ops and whole explanations.
+    ///
+    /// Exit 1 when a comparison exceeds the bound (each failure is listed on stderr) or an
+    /// input could not be read; 2 when there is no GPU to compare.
+    Verify(VerifyArgs),
+    /// Speed of the forward pass and each method: images/s and TFLOP/s per batch size.
+    ///
+    /// On a GPU also the share of the card's f32 peak and per-layer times (device events).
+    Bench(BenchArgs),
 }
 
 /// Options shared by every subcommand that runs a model.
@@ -71,7 +86,7 @@ struct ModelArgs {
     #[arg(long, value_name = "FILE")]
     model: Option<PathBuf>,
 
-    /// Where to run: auto (the best available), cpu, or cuda / cuda:N.
+    /// Where to run: auto (cuda:0 when usable, else the CPU), cpu, or cuda / cuda:N.
     #[arg(long, default_value = "auto", value_name = "DEVICE")]
     device: Device,
 
@@ -92,8 +107,8 @@ struct InputArgs {
     #[arg(long, default_value_t = 100.0, value_name = "MP")]
     max_megapixels: f64,
 
-    /// Images per forward/backward pass (default: 1 on the CPU, where larger batches are not
-    /// faster and the progress bar moves image by image).
+    /// Images per forward/backward pass (default: 16 on a GPU; 1 on the CPU, where larger
+    /// batches are not faster and the progress bar moves image by image).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     batch_size: Option<u32>,
 
@@ -241,6 +256,99 @@ struct EvalArgs {
 }
 
 #[derive(Args, Debug)]
+struct VerifyArgs {
+    /// Images to compare on: files, folders and glob patterns, as for explain. Default: the
+    /// bundled samples (weights/samples) topped up with seeded random images to --batch-size.
+    #[arg(value_name = "INPUTS")]
+    inputs: Vec<String>,
+
+    // --device is the GPU compared (auto: cuda:0 when usable); --threads is the CPU reference's.
+    #[command(flatten)]
+    model: ModelArgs,
+
+    /// Images per comparison. More inputs are compared batch by batch, keeping the worst of
+    /// each comparison.
+    #[arg(long, default_value_t = 8, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    batch_size: u32,
+
+    /// Rule sets to compare explanations under (comma-separated or repeated; default: all of
+    /// paper, zennit, innvestigate).
+    #[arg(long, value_delimiter = ',', value_name = "PRESET")]
+    preset: Vec<Preset>,
+
+    /// Methods to compare under each preset (comma-separated or repeated).
+    #[arg(
+        long,
+        short,
+        value_delimiter = ',',
+        default_value = "lrp,clrp,sglrp",
+        value_name = "METHOD"
+    )]
+    method: Vec<MethodArg>,
+
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// Compare whole explanations only, not each layer's ops.
+    #[arg(long)]
+    no_layers: bool,
+
+    /// Refuse images larger than this many megapixels (checked before decoding).
+    #[arg(long, default_value_t = 100.0, value_name = "MP")]
+    max_megapixels: f64,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Weights file to time. Default: VGG16 with random weights at --side.
+    #[arg(long, value_name = "FILE", conflicts_with = "side")]
+    model: Option<PathBuf>,
+
+    /// Input side of the random-weight VGG16 timed without --model.
+    #[arg(long, default_value_t = 224, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(32..))]
+    side: u16,
+
+    /// Where to run: auto (cuda:0 when usable, else the CPU), cpu, or cuda / cuda:N.
+    #[arg(long, default_value = "auto", value_name = "DEVICE")]
+    device: Device,
+
+    /// Batch sizes to time (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    batch_size: Vec<u32>,
+
+    /// Methods to time beside the forward pass (comma-separated or repeated).
+    #[arg(
+        long,
+        short,
+        value_delimiter = ',',
+        default_value = "lrp,clrp,sglrp",
+        value_name = "METHOD"
+    )]
+    method: Vec<MethodArg>,
+
+    /// Rule set: paper, zennit or innvestigate.
+    #[arg(long, default_value = "paper", value_name = "PRESET")]
+    preset: Preset,
+
+    /// Timed runs per measurement, after one warm-up run.
+    #[arg(long, default_value_t = 5, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    repeats: u32,
+
+    /// CPU worker threads (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+
+    /// Also write the report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct InfoArgs {
     /// Weights file (default: the bundled demo model).
     #[arg(long, value_name = "FILE")]
@@ -316,6 +424,8 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args),
         Command::Info(args) => info::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     ExitCode::from(code)
 }
@@ -330,15 +440,20 @@ fn single_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Where a bundled file may be: in the current folder, or in the crate's folder.
+fn bundled(relative: &str) -> [PathBuf; 2] {
+    [
+        PathBuf::from(relative),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(relative),
+    ]
+}
+
 /// The model path: `--model`, or the demo model in the current folder or in the crate's folder.
 fn model_path(explicit: Option<&Path>) -> Result<PathBuf, String> {
     if let Some(path) = explicit {
         return Ok(path.to_owned());
     }
-    let candidates = [
-        PathBuf::from(DEMO_MODEL),
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(DEMO_MODEL),
-    ];
+    let candidates = bundled(DEMO_MODEL);
     candidates
         .iter()
         .find(|p| p.is_file())
@@ -364,4 +479,47 @@ fn load_model(explicit: Option<&Path>) -> Result<(PathBuf, Model), u8> {
         EXIT_USAGE
     })?;
     Ok((path, model))
+}
+
+/// Removes repeated values, keeping the first of each.
+fn unique<T: PartialEq + Copy>(values: &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(values.len());
+    for &v in values {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Checks, before a long run, that a report can be written to `path` (`--json`): a probe file
+/// beside it.
+fn check_writable(path: &Path) -> Result<(), String> {
+    let fail = |reason: String| format!("--json {}: {reason}", path.display());
+    if path.is_dir() {
+        return Err(fail("is a folder".into()));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let probe = dir.join(".sglrp-write-check");
+    write_atomic(&probe, b"").map_err(|e| fail(io_reason(e)))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Writes `value` as pretty JSON to `path`, atomically.
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())? + "\n";
+    write_atomic(path, text.as_bytes())
+        .map_err(|e| format!("--json {}: {}", path.display(), io_reason(e)))
+}
+
+/// An I/O error's reason without the path, which the caller names.
+fn io_reason(e: sglrp::Error) -> String {
+    match e {
+        sglrp::Error::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
 }

@@ -43,6 +43,14 @@ impl Method {
     /// The three LRP methods of the paper.
     pub const PAPER: [Method; 3] = [Method::Lrp, Method::Clrp, Method::Sglrp];
 
+    /// The columns of the paper's comparison figures: `sglrp explain`'s default.
+    pub const FIGURE: [Method; 4] = [
+        Method::GuidedGradCam,
+        Method::Lrp,
+        Method::Clrp,
+        Method::Sglrp,
+    ];
+
     /// Every method a user can name, in the order of the paper's figures.
     pub const NAMED: [Method; 8] = [
         Method::Gradient,
