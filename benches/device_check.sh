@@ -29,16 +29,17 @@ stage() {
     export SGLRP_REQUIRE_KERNELS=1
     cargo build --release --tests --benches
     rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/wheels"
-    exe() {  # the executable cargo reports for a target
-        cargo "$@" --release --no-run --message-format=json 2>/dev/null | python3 -c '
+    exe() {  # exe test|bench NAME: the executable cargo builds for that target (bench: release)
+        cargo "$1" --"$1" "$2" $([ "$1" = test ] && echo --release) --no-run --message-format=json 2>/dev/null | python3 -c '
 import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable"):
-        print(m["executable"])' | tail -1
+    if m.get("reason") == "compiler-artifact" and m.get("executable") \
+            and m["target"]["name"] == sys.argv[1] and m["target"]["kind"] != ["bin"]:
+        print(m["executable"])' "$2"
     }
-    cp "$(exe test --test cuda_ops)" "$dir/bin/cuda_ops"
-    cp "$(exe bench --bench cuda)" "$dir/bin/cuda"
+    cp "$(exe test cuda_ops)" "$dir/bin/cuda_ops"
+    cp "$(exe bench cuda)" "$dir/bin/cuda"
     cargo build --release --bin sglrp && cp "${CARGO_TARGET_DIR:-target}/release/sglrp" "$dir/bin/sglrp"
     strip "$dir"/bin/* 2>/dev/null || true
     python3 -m pip download --quiet --no-deps zennit==0.5.1 -d "$dir/wheels"
@@ -79,21 +80,22 @@ device() {
     [ -n "$nvtx" ] && export SGLRP_NVTX_LIB="$nvtx"
     echo "NVTX library: ${nvtx:-none found}" | tee -a "$log"
 
-    step nvidia_smi 30 nvidia-smi
-    step tests 120 "$dir/bin/cuda_ops" --ignored --include-ignored --test-threads=1
-    step verify 120 "$dir/bin/cuda" verify --batch 8 --side 224 \
+    step nvidia_smi 15 nvidia-smi
+    step tests 150 "$dir/bin/cuda_ops" --include-ignored --test-threads=1
+    step verify 100 "$dir/bin/cuda" verify --batch 8 --side 224 \
         --json "$work/verify.json" --md "$work/verify.md"
     if "$dir/bin/sglrp" verify --help > /dev/null 2>&1; then
-        step cli_verify 90 "$dir/bin/sglrp" verify --device cuda
+        step cli_verify 80 "$dir/bin/sglrp" verify --device cuda --json "$work/cli_verify.json"
     fi
-    step bench 100 "$dir/bin/cuda" bench --batch-sizes 1,8,32 --side 224 \
+    step bench 60 "$dir/bin/cuda" bench --batch-sizes 1,8,32 --side 224 \
         --json "$work/bench.json" --md "$work/bench.md"
-    step save_model 60 "$dir/bin/cuda" save-model "$work/vgg16.safetensors"
+    step save_model 20 "$dir/bin/cuda" save-model "$work/vgg16.safetensors"
     python3 -m pip install -q --no-index --no-deps --target "$work/site" "$dir"/wheels/zennit-*.whl \
         >> "$log" 2>&1
-    step zennit 120 env PYTHONPATH="$work/site" PYTHONUNBUFFERED=1 python3 benches/zennit_gpu.py \
+    step zennit 60 env PYTHONPATH="$work/site" PYTHONUNBUFFERED=1 python3 benches/zennit_gpu.py \
         --batch-sizes 1,8,32 --weights "$work/vgg16.safetensors" --json "$work/zennit.json"
-    step ncu 90 ncu --nvtx --nvtx-include "relevance/conv3_2/" --metrics gpu__time_duration.sum \
+    # Ranges nest by their `/` parts (src/backend/cuda/nvtx.rs): relevance › conv3_2.
+    step ncu 40 ncu --nvtx --nvtx-include "relevance/conv3_2/" --metrics gpu__time_duration.sum \
         "$dir/bin/cuda" explain-once --batch 1
 
     python3 - "$work" "$out" "$dir" <<'PY'
@@ -129,22 +131,28 @@ report = {
     'steps': steps,
     'tests': summary,
     'verify': load('verify.json'),
+    'verify_demo_model': load('cli_verify.json'),
     'bench': load('bench.json'),
     'zennit': load('zennit.json'),
     'ncu_nvtx_relevance_conv3_2': {'kernels_profiled': kernels,
                                    'proved': any(k.startswith('conv_') for k in kernels)},
 }
-verify_ok = bool(report['verify']) and bool(report['verify']['methods']) \
-    and all(c['pass'] for c in report['verify']['layers'] + report['verify']['methods']) \
-    and any(s['step'] == 'verify' and s['exit'] == '0' for s in steps)
+def passed(v, step):
+    return bool(v) and bool(v['methods']) \
+        and all(c['pass'] for c in v['layers'] + v['methods']) \
+        and any(s['step'] == step and s['exit'] == '0' for s in steps)
+verify_ok = passed(report['verify'], 'verify') and passed(report['verify_demo_model'], 'cli_verify')
 report['verify_passed'] = verify_ok
 with open(os.path.join(out, 'device_report.json'), 'w') as f:
     json.dump(report, f, indent=2)
 md = [f"# CUDA device check — {report['gpu']} — {report['date']}", '',
       f"kernels: {report['kernels_built_with']}", '', '| step | exit | seconds |', '|---|---|---|']
 md += [f"| {s['step']} | {s['exit']} | {s['seconds']} |" for s in steps]
-md += ['', '## GPU tests (cargo test -- --ignored)', ''] + [f'- {s}' for s in summary]
-md += ['', '## verify (CUDA f32 vs CPU, SPEC §9)', '', text('verify.md') or '(no result)',
+md += ['', '## GPU tests (cuda_ops --include-ignored)', ''] + [f'- {s}' for s in summary]
+md += [f'- {l.strip()}' for l in tests.splitlines() if 'FAILED' in l or 'panicked' in l]
+md += ['', '## verify (CUDA f32 vs CPU, SPEC §9)', '', '### VGG16, random weights (benches/cuda.rs verify)', '',
+       text('verify.md') or '(no result)', '', '### the demo model on the bundled samples (sglrp verify --device cuda)', '',
+       text('cli_verify.out').strip() or '(no result)', '',
        f"**verify {'PASSED' if verify_ok else 'FAILED'}**", '', '## bench', '', text('bench.md') or '(no result)',
        '', '## Zennit 0.5.1 on PyTorch, same GPU, same weights', '']
 z = report['zennit']
@@ -153,6 +161,14 @@ if z:
     md += [f"| {r['pass']} | {r['batch']} | {r['ms_per_batch']:.2f} | {r['images_per_s']:.1f} |" for r in z['rows']]
 else:
     md.append('(no result)')
+b = report['bench']
+if z and b:
+    ours = {(r['pass'], r['batch']): r['images_per_s'] for r in b['rows']}
+    md += ['', '## sglrp ÷ Zennit, images/s, same GPU', '', '| pass | batch | sglrp | Zennit | ratio |',
+           '|---|---|---|---|---|']
+    md += [f"| {r['pass']} | {r['batch']} | {ours[(r['pass'], r['batch'])]:.1f} | {r['images_per_s']:.1f} | "
+           f"{ours[(r['pass'], r['batch'])] / r['images_per_s']:.2f} |"
+           for r in z['rows'] if (r['pass'], r['batch']) in ours]
 md += ['', '## ncu --nvtx --nvtx-include "relevance/conv3_2/"', '',
        f"kernels profiled inside the range: {', '.join(kernels) or 'none'}"]
 with open(os.path.join(out, 'device_report.md'), 'w') as f:

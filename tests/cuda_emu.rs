@@ -67,6 +67,11 @@ fn relu_backward_matches_the_cpu() {
 }
 
 #[test]
+fn zbox_ends_match_the_cpu() {
+    twins::zbox(&emu::backend(), SEED + 9);
+}
+
+#[test]
 fn shape_errors_are_errors() {
     twins::shape_errors(&emu::backend());
 }
@@ -76,7 +81,8 @@ fn small_networks_match_the_cpu_end_to_end() {
     for (file, seed) in [("small_vgg", SEED + 6), ("odd_vgg", SEED + 7)] {
         let model =
             Model::load(common::fixtures().join(format!("{file}.model.safetensors"))).unwrap();
-        twins::network(emu::backend(), &model, 2, seed);
+        twins::network(emu::backend(), &model, 2, seed, true);
+        twins::gradients(emu::backend(), &model, 2, seed);
     }
 }
 

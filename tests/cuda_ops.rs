@@ -15,7 +15,7 @@ use sglrp::model::Model;
 const SEED: u64 = 0xc0da_0005;
 
 /// The kernel entry points the launchers call.
-const ENTRIES: [&str; 15] = [
+const ENTRIES: [&str; 17] = [
     "conv3x3_forward",
     "conv3x3_forward_v1",
     "conv_quotient",
@@ -31,6 +31,8 @@ const ENTRIES: [&str; 15] = [
     "prepare_conv",
     "positive",
     "relu_backward",
+    "zbox_input",
+    "zbox_sum",
 ];
 
 #[test]
@@ -142,6 +144,12 @@ fn relu_backward_matches_the_cpu() {
 
 #[test]
 #[ignore = "needs a CUDA device"]
+fn zbox_ends_match_the_cpu() {
+    twins::zbox(&gpu(), SEED + 9);
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
 fn shape_errors_are_errors() {
     twins::shape_errors(&gpu());
 }
@@ -152,14 +160,17 @@ fn small_networks_match_the_cpu_end_to_end() {
     for (file, seed) in [("small_vgg", SEED + 6), ("odd_vgg", SEED + 7)] {
         let model =
             Model::load(common::fixtures().join(format!("{file}.model.safetensors"))).unwrap();
-        twins::network(gpu(), &model, 3, seed);
+        twins::network(gpu(), &model, 3, seed, true);
+        twins::gradients(gpu(), &model, 3, seed);
     }
 }
 
 #[test]
 #[ignore = "needs a CUDA device"]
 fn vgg16_matches_the_cpu_end_to_end() {
-    twins::network(gpu(), &random_vgg16(224).unwrap(), 2, SEED + 8);
+    let model = random_vgg16(224).unwrap();
+    twins::network(gpu(), &model, 2, SEED + 8, false);
+    twins::gradients(gpu(), &model, 2, SEED + 8);
 }
 
 #[test]

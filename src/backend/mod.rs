@@ -259,4 +259,11 @@ pub trait Backend {
         y: &Self::Buf,
         mask: Mask,
     ) -> Result<()>;
+
+    /// The z^B rule's doubled input `[x − l | x − h]`: x `(pixels, C)` → `(pixels, 2C)`, with
+    /// `bounds` = the C lower bounds, then the C upper bounds.
+    fn zbox_input(&self, x: &Self::Buf, bounds: &[f32]) -> Result<Self::Buf>;
+
+    /// The two halves of a z^B relevance added per channel: `(pixels, 2C)` → `(pixels, C)`.
+    fn zbox_sum(&self, halves: &Self::Buf, channels: usize) -> Result<Self::Buf>;
 }

@@ -107,8 +107,13 @@ pub fn run(args: VerifyArgs) -> u8 {
         return EXIT_USAGE;
     }
     for c in total.failures() {
+        let kappa = if c.cancellation > 1.0 {
+            format!(" × κ {:.3}", c.cancellation)
+        } else {
+            String::new()
+        };
         report(format!(
-            "{}: relative L2 {:.3e} exceeds the bound {:.0e} (max abs {:.3e})",
+            "{}: relative L2 {:.3e} exceeds the bound {:.0e}{kappa} (max abs {:.3e})",
             c.what, c.rel_l2, c.bound, c.max_abs
         ));
     }

@@ -211,6 +211,41 @@ impl<B: Backend> Network<B> {
         })
     }
 
+    /// Takes over a forward pass that `source` (the same model on another backend) made: every
+    /// layer output is copied here, and each pool's argmax is recomputed from the copied input
+    /// with the same tie rule. Backward passes on both backends then start from identical state,
+    /// which separates the error of the backward kernels from the forward pass's.
+    pub fn adopt<C: Backend>(&self, source: &Network<C>, fwd: &Forward<C>) -> Result<Forward<B>> {
+        let b = &self.backend;
+        let x = b.upload(&fwd.input)?;
+        let mut outputs: Vec<Option<B::Buf>> = Vec::with_capacity(fwd.outputs.len());
+        let mut argmax = Vec::with_capacity(fwd.outputs.len());
+        for (i, out) in fwd.outputs.iter().enumerate() {
+            let idx = match self.layers[i] {
+                Prepared::Pool => {
+                    let input = last_output(&outputs).unwrap_or(&x);
+                    let s = pool_shape(fwd.n, self.info.dims[i].0);
+                    Some(b.maxpool_forward(s, input)?.1)
+                }
+                _ => None,
+            };
+            let out = match out {
+                Some(o) => Some(b.upload(&source.backend.download(o)?)?),
+                None => None,
+            };
+            outputs.push(out);
+            argmax.push(idx);
+        }
+        Ok(Forward {
+            n: fwd.n,
+            logits: fwd.logits.clone(),
+            input: fwd.input.clone(),
+            x,
+            outputs,
+            argmax,
+        })
+    }
+
     /// Runs layer `i` over `n` maps of size `input` (convs and pools take any spatial size;
     /// dense layers their own width). Returns the output (`None` for flatten, which keeps the
     /// buffer) and, for a pool, its argmax.
@@ -344,18 +379,18 @@ impl<B: Backend> Network<B> {
         preset: Preset,
     ) -> Result<Vec<f32>> {
         let b = &self.backend;
-        let doubled: Vec<f32> = fwd
-            .input
-            .chunks_exact(3)
-            .flat_map(|px| {
-                let lo = std::array::from_fn::<f32, 3, _>(|c| px[c] - self.low[c]);
-                let hi = std::array::from_fn::<f32, 3, _>(|c| px[c] - self.high[c]);
-                lo.into_iter().chain(hi)
-            })
-            .collect();
-        let doubled = b.upload(&doubled)?;
+        let bounds: Vec<f32> = self.low.iter().chain(&self.high).copied().collect();
+        let doubled = b.zbox_input(&fwd.x, &bounds)?;
         let (input_dims, output_dims) = self.info.dims[0];
-        let s = conv_shape(fwd.n, Dims { c: 6, ..input_dims }, output_dims);
+        let channels = input_dims.c;
+        let s = conv_shape(
+            fwd.n,
+            Dims {
+                c: 2 * channels,
+                ..input_dims
+            },
+            output_dims,
+        );
         let q = b.conv_quotient(
             s,
             heads,
@@ -366,18 +401,9 @@ impl<B: Backend> Network<B> {
             preset.stabilizer(),
             r,
         )?;
-        let halves = b.download(&b.conv_transpose(
-            s,
-            heads,
-            &q,
-            &self.zbox,
-            WeightSet::Plain,
-            Some(&doubled),
-        )?)?;
-        Ok(halves
-            .chunks_exact(6)
-            .flat_map(|px| [px[0] + px[3], px[1] + px[4], px[2] + px[5]])
-            .collect())
+        let halves =
+            b.conv_transpose(s, heads, &q, &self.zbox, WeightSet::Plain, Some(&doubled))?;
+        b.download(&b.zbox_sum(&halves, channels)?)
     }
 
     /// The input of layer `i`: the output of the nearest earlier layer that has one.

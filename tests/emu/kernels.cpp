@@ -18,6 +18,7 @@
 #include "maxpool_route.cu"
 #include "prepare.cu"
 #include "relu_backward.cu"
+#include "zbox.cu"
 
 template <typename... A, std::size_t... I>
 void emu_call(void (*f)(A...), void** args, std::index_sequence<I...>) {
@@ -58,6 +59,8 @@ extern "C" int emu_launch(const char* kernel, const unsigned* g, const unsigned*
     KERNEL(prepare_conv)
     KERNEL(positive)
     KERNEL(relu_backward)
+    KERNEL(zbox_input)
+    KERNEL(zbox_sum)
     std::fprintf(stderr, "emu_launch: unknown kernel %s\n", kernel);
     return 1;
 }

@@ -340,6 +340,29 @@ pub fn relu_backward<B: Backend>(b: &B, seed: u64) {
     }
 }
 
+/// The z^B ends: the doubled input and the sum of halves, bit for bit (one subtraction or
+/// addition per value on both backends), on odd pixel counts and channel counts.
+pub fn zbox<B: Backend>(b: &B, seed: u64) {
+    let c = cpu();
+    let mut rng = Rng::new(seed);
+    for (pixels, channels) in [(7 * 5, 3), (1037, 1), (1, 4)] {
+        let x = rng.vec(pixels * channels, -150.0, 150.0);
+        let bounds = rng.vec(2 * channels, -130.0, 130.0);
+        let want = c.zbox_input(&x, &bounds).unwrap();
+        let got = b.zbox_input(&b.upload(&x).unwrap(), &bounds).unwrap();
+        let case = format!("pixels {pixels} channels {channels} (seed {seed})");
+        assert_eq!(b.download(&got).unwrap(), want, "zbox_input {case}");
+        let halves = rng.vec(3 * pixels * 2 * channels, -1.0, 1.0);
+        let want = c.zbox_sum(&halves, channels).unwrap();
+        let got = b.zbox_sum(&b.upload(&halves).unwrap(), channels).unwrap();
+        assert_eq!(b.download(&got).unwrap(), want, "zbox_sum {case}");
+        assert!(
+            b.zbox_sum(&b.upload(&halves[1..]).unwrap(), channels)
+                .is_err()
+        );
+    }
+}
+
 /// Shape errors come back as errors, not panics or device faults.
 pub fn shape_errors<B: Backend>(b: &B) {
     let s = CONV_SHAPES[0];
@@ -364,45 +387,64 @@ pub fn shape_errors<B: Backend>(b: &B) {
     assert!(b.prepare_conv(&bad).is_err());
 }
 
-/// A whole network on `b` against the CPU: logits, every method of every preset for several
-/// targets at once (one batch of heads), and the gradient passes of the baselines.
-pub fn network<B: Backend>(b: B, model: &sglrp::model::Model, images: usize, seed: u64) {
-    use sglrp::explain::{Method, Network, Preset, Request, Rule, Target};
+/// A whole network on `b` against the CPU: logits from each backend's own forward pass; every
+/// method of every preset for several targets at once (one batch of heads) and the gradient
+/// passes of the baselines from the same forward state (`Network::adopt`), through the library's
+/// `verify` with its cancellation-aware bound for the signed maps. `end_to_end`: also hold the
+/// maps of the device's own forward pass to the bound (small networks, where no max-pool near
+/// tie or ReLU input near zero turns a rounding difference into a different path).
+pub fn network<B: Backend>(
+    b: B,
+    model: &sglrp::model::Model,
+    images: usize,
+    seed: u64,
+    end_to_end: bool,
+) {
+    use sglrp::explain::{Method, Preset, Target};
+    use sglrp::verify::{VerifyOptions, verify};
+    let side = model.input_side;
+    let pixels = Rng::new(seed).vec(images * side * side * 3, 0.0, 255.0);
+    let x = model.preprocess.normalize(&pixels);
+    let options = VerifyOptions {
+        presets: Preset::ALL.to_vec(),
+        methods: Method::PAPER.to_vec(),
+        targets: vec![Target::Rank(1), Target::Rank(2), Target::Class(3)],
+        layers: false,
+        bound: BOUND,
+    };
+    let report = verify(model, b, cpu(), &x, &options).unwrap();
+    assert!(
+        report.passed(),
+        "{} (seed {seed}):\n{}",
+        model.name,
+        report.to_markdown()
+    );
+    assert_eq!(
+        report.methods.len(),
+        1 + 3 * 3,
+        "logits + presets × methods"
+    );
+    assert_eq!(report.end_to_end.len(), 3 * 3);
+    if end_to_end {
+        let failed: Vec<_> = report.end_to_end.iter().filter(|c| !c.pass).collect();
+        assert!(
+            failed.is_empty(),
+            "{} (seed {seed}): {failed:?}",
+            model.name
+        );
+    }
+}
+
+/// The gradient passes of the baselines on `b` against the CPU, from the same forward state.
+pub fn gradients<B: Backend>(b: B, model: &sglrp::model::Model, images: usize, seed: u64) {
+    use sglrp::explain::{Network, Rule};
     let side = model.input_side;
     let dev = Network::new(b, model).unwrap();
     let cpu = Network::new(cpu(), model).unwrap();
     let pixels = Rng::new(seed).vec(images * side * side * 3, 0.0, 255.0);
     let x = model.preprocess.normalize(&pixels);
-    let (fd, fc) = (dev.forward(&x).unwrap(), cpu.forward(&x).unwrap());
-    assert_close(
-        &format!("{} logits", model.name),
-        seed,
-        &fd.logits,
-        &fc.logits,
-    );
-    let requests: Vec<Request> = [Target::Rank(1), Target::Rank(2), Target::Class(3)]
-        .into_iter()
-        .flat_map(|t| Method::PAPER.map(|m| Request::new(m, t)))
-        .collect();
-    let requests = vec![requests; images];
-    for preset in Preset::ALL {
-        let rd = dev.explain_forward(&fd, &requests, preset).unwrap();
-        let rc = cpu.explain_forward(&fc, &requests, preset).unwrap();
-        for (i, (d, c)) in rd.iter().zip(&rc).enumerate() {
-            for (ed, ec) in d.explanations.iter().zip(&c.explanations) {
-                assert_eq!(ed.target, ec.target);
-                assert_close(
-                    &format!(
-                        "{} image {i} {preset} {} target {}",
-                        model.name, ec.method, ec.target
-                    ),
-                    seed,
-                    &ed.relevance,
-                    &ec.relevance,
-                );
-            }
-        }
-    }
+    let fc = cpu.forward(&x).unwrap();
+    let fd = dev.adopt(&cpu, &fc).unwrap();
     let classes = cpu.num_classes();
     let heads: Vec<f32> = (0..images * 2 * classes)
         .map(|i| {

@@ -201,4 +201,39 @@ impl Backend for CpuBackend {
         });
         Ok(())
     }
+
+    fn zbox_input(&self, x: &Vec<f32>, bounds: &[f32]) -> Result<Vec<f32>> {
+        let c = bounds.len() / 2;
+        check_zbox("zbox_input", x.len(), c, bounds.len())?;
+        let (low, high) = bounds.split_at(c);
+        Ok(x.chunks_exact(c)
+            .flat_map(|px| {
+                let lo = px.iter().zip(low).map(|(v, l)| v - l);
+                lo.chain(px.iter().zip(high).map(|(v, h)| v - h))
+            })
+            .collect())
+    }
+
+    fn zbox_sum(&self, halves: &Vec<f32>, channels: usize) -> Result<Vec<f32>> {
+        check_zbox("zbox_sum", halves.len(), 2 * channels, 2 * channels)?;
+        Ok(halves
+            .chunks_exact(2 * channels)
+            .flat_map(|px| (0..channels).map(move |k| px[k] + px[channels + k]))
+            .collect())
+    }
+}
+
+/// The z^B ops' shapes: `len` whole pixels of `channels`, and an even, non-zero `pairs`.
+fn check_zbox(op: &str, len: usize, channels: usize, pairs: usize) -> Result<()> {
+    if channels == 0 || !pairs.is_multiple_of(2) || !len.is_multiple_of(channels) {
+        return Err(Error::Backend {
+            backend: "cpu",
+            op: op.into(),
+            message: format!(
+                "{len} values are not whole pixels of {channels} channels (bounds: {pairs} values, \
+                 expected 2 per channel)"
+            ),
+        });
+    }
+    Ok(())
 }

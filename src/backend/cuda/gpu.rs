@@ -669,4 +669,44 @@ impl<D: Device> Backend for GpuBackend<D> {
         unsafe { self.launch(op, geo, &args)? };
         Ok(())
     }
+
+    fn zbox_input(&self, x: &GpuBuf<D>, bounds: &[f32]) -> Result<GpuBuf<D>> {
+        let op = "zbox_input";
+        let c = bounds.len() / 2;
+        check(op, "bounds", bounds.len(), 2 * c.max(1))?;
+        let pixels = x.len / c;
+        check(op, "x", x.len, pixels * c)?;
+        let bounds = self.upload(bounds)?;
+        let out = self.alloc(2 * x.len)?;
+        let geo = geometry(op, config::elementwise(out.len as u64))?;
+        let args = [
+            self.ptr(&x.mem),
+            self.ptr(&bounds.mem),
+            self.ptr(&out.mem),
+            Arg::I64(pixels as i64),
+            int(op, c)?,
+        ];
+        // SAFETY: `zbox_input(const float* x, const float* bounds, float* out, long long pixels,
+        // int c)`; x holds pixels·c floats, bounds 2c and out 2·pixels·c (checked, allocated).
+        unsafe { self.launch(op, geo, &args)? };
+        Ok(out)
+    }
+
+    fn zbox_sum(&self, halves: &GpuBuf<D>, channels: usize) -> Result<GpuBuf<D>> {
+        let op = "zbox_sum";
+        let pixels = halves.len / (2 * channels).max(1);
+        check(op, "halves", halves.len, 2 * channels.max(1) * pixels)?;
+        let out = self.alloc(pixels * channels)?;
+        let geo = geometry(op, config::elementwise(out.len as u64))?;
+        let args = [
+            self.ptr(&halves.mem),
+            self.ptr(&out.mem),
+            Arg::I64(pixels as i64),
+            int(op, channels)?,
+        ];
+        // SAFETY: `zbox_sum(const float* halves, float* out, long long pixels, int c)`; halves
+        // holds pixels·2c floats (checked) and out pixels·c (allocated).
+        unsafe { self.launch(op, geo, &args)? };
+        Ok(out)
+    }
 }

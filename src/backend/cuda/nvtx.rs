@@ -8,9 +8,15 @@
 //! `CUDA_HOME` and `/usr/local/cuda`. Without one, ranges are silently skipped: they only
 //! label a profiler's timeline. A profiler (`ncu --nvtx`, `nsys`) hooks in through the library's
 //! `NVTX_INJECTION64_PATH` mechanism.
+//!
+//! A name with slashes opens nested ranges, one per part: `relevance/conv3_2` is `conv3_2`
+//! inside `relevance`, which is how Nsight shows a stack and what
+//! `ncu --nvtx-include "relevance/conv3_2/"` matches (ncu reads `/` as nesting, never as part of
+//! a name).
 
 use std::ffi::{CString, c_char, c_int};
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 type PushFn = unsafe extern "C" fn(*const c_char) -> c_int;
 type PopFn = unsafe extern "C" fn() -> c_int;
@@ -21,6 +27,8 @@ pub struct Nvtx {
     pop: PopFn,
     /// Where it was loaded from.
     pub origin: String,
+    /// How many parts each open range pushed.
+    open: Mutex<Vec<usize>>,
     _lib: libloading::Library,
 }
 
@@ -65,24 +73,40 @@ impl Nvtx {
                 push,
                 pop,
                 origin: path.display().to_string(),
+                open: Mutex::new(Vec::new()),
                 _lib: lib,
             })
         }
     }
 
     pub fn push(&self, name: &str) {
-        let name = CString::new(name.replace('\0', " ")).unwrap_or_default();
-        // SAFETY: `name` is a valid NUL-terminated string that outlives the call; the function
-        // pointer stays valid while `_lib` is loaded, which is as long as `self`.
-        unsafe {
-            (self.push)(name.as_ptr());
+        let parts: Vec<&str> = name.split('/').filter(|p| !p.is_empty()).collect();
+        for part in &parts {
+            let part = CString::new(part.replace('\0', " ")).unwrap_or_default();
+            // SAFETY: `part` is a valid NUL-terminated string that outlives the call; the
+            // function pointer stays valid while `_lib` is loaded, which is as long as `self`.
+            unsafe {
+                (self.push)(part.as_ptr());
+            }
         }
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(parts.len());
     }
 
     pub fn pop(&self) {
-        // SAFETY: as in `push`; popping with no open range is a no-op in NVTX.
-        unsafe {
-            (self.pop)();
+        let parts = self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or(1);
+        for _ in 0..parts {
+            // SAFETY: as in `push`; popping with no open range is a no-op in NVTX.
+            unsafe {
+                (self.pop)();
+            }
         }
     }
 }
