@@ -167,10 +167,9 @@ pub fn bench<B: Backend>(
         .zip(&info.layer_names)
         .map(|(c, name)| (name.clone(), c.forward as f64))
         .collect();
-    let forward: f64 = per_layer.iter().map(|(_, f)| f).sum();
-    // One head: the forward pass, then per layer the quotient (a forward-sized product, once per
-    // image) and the redistribution (one per head).
-    let explain = forward * 3.0;
+    let forward_per_layer: Vec<f64> = per_layer.iter().map(|(_, f)| *f).collect();
+    let forward: f64 = forward_per_layer.iter().sum();
+    let cam_stop = net.gradcam_layer() + 1;
     let peak = card.as_deref().and_then(peak_f32_tflops);
     let mut rows = Vec::new();
     let time = |run: &dyn Fn() -> Result<()>| -> Result<f64> {
@@ -203,7 +202,8 @@ pub fn bench<B: Backend>(
                 net.explain_each(&input, &request, options.preset)
                     .map(|_| ())
             })?;
-            rows.push(row(method.name(), batch, ms, explain));
+            let flops = method.flops(&forward_per_layer, cam_stop);
+            rows.push(row(method.name(), batch, ms, flops));
         }
     }
     let mut layers = Vec::new();

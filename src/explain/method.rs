@@ -105,6 +105,25 @@ impl Method {
         }
     }
 
+    /// Arithmetic of one explanation with one head, from the forward cost of each layer: the
+    /// forward pass, then each backward pass the method needs. A relevance pass costs two
+    /// forward-sized products per layer (the z⁺ quotient and the redistribution), a gradient
+    /// pass one (the transposed product), and Grad-CAM's pass only the layers from `cam_stop` on.
+    pub fn flops(&self, forward_per_layer: &[f64], cam_stop: usize) -> f64 {
+        let forward: f64 = forward_per_layer.iter().sum();
+        let cam: f64 = forward_per_layer.iter().skip(cam_stop).sum();
+        forward
+            + self
+                .passes()
+                .iter()
+                .map(|pass| match pass {
+                    Pass::Relevance => 2.0 * forward,
+                    Pass::Gradient(_) => forward,
+                    Pass::Cam => cam,
+                })
+                .sum::<f64>()
+    }
+
     pub(crate) fn passes(&self) -> &'static [Pass] {
         match self {
             Method::Lrp | Method::Clrp | Method::Sglrp | Method::Custom(_) => &[Pass::Relevance],
@@ -162,5 +181,20 @@ mod tests {
                 .unwrap_err()
                 .contains("guided_gradcam")
         );
+    }
+
+    #[test]
+    fn each_method_costs_the_passes_it_runs() {
+        // Forward 10; Grad-CAM backpropagates the layers from index 2 on (3 + 4 = 7).
+        let layers = [1.0, 2.0, 3.0, 4.0];
+        let cost = |m: Method| m.flops(&layers, 2);
+        for m in [Method::Lrp, Method::Clrp, Method::Sglrp] {
+            assert_eq!(cost(m), 30.0);
+        }
+        assert_eq!(cost(Method::Gradient), 20.0);
+        assert_eq!(cost(Method::GuidedBackprop), 20.0);
+        assert_eq!(cost(Method::GradCam), 17.0);
+        assert_eq!(cost(Method::GuidedGradCam), 27.0);
+        assert_eq!(cost(Method::Random { seed: 1 }), 10.0);
     }
 }
