@@ -81,6 +81,9 @@ pub fn run(args: EvalArgs) -> u8 {
         seed: args.seed,
         ..EvalConfig::default()
     };
+    let batch_size = args
+        .batch_size
+        .map_or_else(|| backend.default_batch_size(), usize::from);
     backend.run(Eval {
         args: &args,
         model: &model,
@@ -88,6 +91,7 @@ pub fn run(args: EvalArgs) -> u8 {
         dataset,
         source,
         cfg,
+        batch_size,
     })
 }
 
@@ -116,6 +120,8 @@ struct Eval<'a> {
     dataset: dataset::Dataset,
     source: String,
     cfg: EvalConfig,
+    /// Images per pass: `--batch-size`, else the device's default.
+    batch_size: usize,
 }
 
 /// One sample, loaded and checked, ready for the network.
@@ -184,10 +190,9 @@ impl device::OnBackend for Eval<'_> {
         for reason in &skipped {
             progress.error(reason);
         }
-        let batch_size = args.batch_size.map_or(4, usize::from);
         let max_pixels = (args.max_megapixels * 1e6).max(1.0) as u64;
         let lines_path = out.join("per_image.jsonl");
-        for batch in todo.chunks(batch_size) {
+        for batch in todo.chunks(self.batch_size) {
             progress.working_on(&batch[0].image.display().to_string());
             let prepared: Vec<Result<Ready, String>> = batch
                 .par_iter()

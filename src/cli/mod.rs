@@ -242,7 +242,7 @@ struct EvalArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
 
-    /// Images per pass.
+    /// Images per pass (default: 16 on a GPU, 1 on the CPU, as for explain).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     batch_size: Option<u16>,
 
