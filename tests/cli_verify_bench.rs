@@ -5,11 +5,11 @@
 mod cli;
 
 use cli::*;
-use sglrp::backend::cuda::{DeviceChoice, device_count, kernels_missing};
+use sglrp::backend::cuda::usable_devices;
 
 /// Whether cuda:`ordinal` has a driver, a device and this build's kernels.
 fn gpu_usable(ordinal: usize) -> bool {
-    kernels_missing().is_none() && device_count().is_ok_and(|n| n > ordinal)
+    usable_devices().is_ok_and(|n| n > ordinal)
 }
 
 /// Asserts exit code 2 with exactly one error line, mentioning `what`, and no panic.
@@ -74,7 +74,7 @@ fn verify_refuses_the_cpu_which_is_its_reference() {
     assert!(run.stderr.contains("CPU reference"), "{}", run.stderr);
     assert!(run.stdout.is_empty(), "{}", run.stdout);
     // auto falls back to the CPU where no GPU can be used, which verify refuses as well.
-    if DeviceChoice::auto() == DeviceChoice::Cpu {
+    if usable_devices().is_err() {
         let run = sglrp(
             &["verify".as_ref(), "--model".as_ref(), model.as_os_str()],
             None,

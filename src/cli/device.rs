@@ -48,7 +48,7 @@ impl fmt::Display for Device {
 
 /// What the CUDA side of this binary can do here, in one line (`sglrp info`).
 pub fn cuda_status() -> String {
-    match cuda_devices() {
+    match cuda::usable_devices() {
         Ok(count) => format!(
             "available: {}",
             (0..count)
@@ -60,32 +60,9 @@ pub fn cuda_status() -> String {
     }
 }
 
-/// How many CUDA devices this binary can use, or every reason it can use none: a missing driver
-/// or device and missing kernels are reported together, so one message says all there is to fix.
-fn cuda_devices() -> Result<usize, String> {
-    let mut why = Vec::new();
-    let count = match cuda::device_count() {
-        Ok(0) => {
-            why.push("the CUDA driver reports no device".to_string());
-            0
-        }
-        Ok(n) => n,
-        Err(e) => {
-            why.push(e.to_string());
-            0
-        }
-    };
-    why.extend(cuda::kernels_missing());
-    if why.is_empty() {
-        Ok(count)
-    } else {
-        Err(why.join("; "))
-    }
-}
-
 /// The CUDA backend on GPU `ordinal`, or why it cannot be had, in one line.
 pub fn cuda_backend(ordinal: usize) -> Result<CudaBackend, String> {
-    let count = cuda_devices()?;
+    let count = cuda::usable_devices()?;
     if ordinal >= count {
         return Err(format!(
             "no CUDA device cuda:{ordinal} ({count} found, cuda:0 to cuda:{})",
@@ -144,7 +121,7 @@ impl Chosen {
 pub fn select(device: Device, threads: Option<u16>) -> Result<Chosen, String> {
     match device {
         Device::Cpu => cpu_backend(threads).map(Chosen::Cpu),
-        Device::Auto if cuda_devices().is_ok() => match cuda_backend(0) {
+        Device::Auto if cuda::usable_devices().is_ok() => match cuda_backend(0) {
             Ok(gpu) => Ok(Chosen::Cuda(gpu)),
             // A GPU that is there but does not open is worth a word before the slow way.
             Err(why) => {
@@ -184,7 +161,7 @@ mod tests {
         let status = cuda_status();
         assert_eq!(
             status.starts_with("available: cuda:0"),
-            cuda_devices().is_ok(),
+            cuda::usable_devices().is_ok(),
             "{status}"
         );
         assert!(!status.contains('\n'), "one line: {status}");

@@ -25,7 +25,7 @@ pub use device::{Arg, Device};
 pub use driver::{CudaDevice, device_count, driver_present, kernels_missing};
 pub use gpu::{GpuBackend, GpuBuf, GpuConv, GpuDense, GpuIndex, LayerTime};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The CUDA backend on a real GPU.
 pub type CudaBackend = GpuBackend<CudaDevice>;
@@ -43,50 +43,27 @@ impl GpuBackend<CudaDevice> {
     }
 }
 
-/// Which backend a `--device` option asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeviceChoice {
-    Cpu,
-    Cuda(usize),
-}
-
-impl DeviceChoice {
-    /// Parses `cpu`, `cuda`, `cuda:N`, `gpu`, or `auto` (a GPU when one can be used, else the CPU).
-    pub fn parse(text: &str) -> Result<DeviceChoice> {
-        let t = text.trim().to_ascii_lowercase();
-        match t.as_str() {
-            "cpu" => Ok(DeviceChoice::Cpu),
-            "cuda" | "gpu" => Ok(DeviceChoice::Cuda(0)),
-            "auto" => Ok(Self::auto()),
-            _ => t
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(DeviceChoice::Cuda)
-                .ok_or_else(|| {
-                    Error::Request(format!(
-                        "unknown device `{text}` (expected cpu, cuda, cuda:N or auto)"
-                    ))
-                }),
+/// How many CUDA devices this binary can use, or every reason it can use none: a missing driver
+/// or device and missing kernels are reported together, so one message says all there is to
+/// fix. `--device auto` takes cuda:0 exactly when this is `Ok`.
+pub fn usable_devices() -> std::result::Result<usize, String> {
+    let mut why = Vec::new();
+    let count = match device_count() {
+        Ok(0) => {
+            why.push("the CUDA driver reports no device".to_string());
+            0
         }
-    }
-
-    /// `cuda:0` when the driver, a device and this binary's kernels are all there; else the CPU.
-    pub fn auto() -> DeviceChoice {
-        let usable = kernels_missing().is_none() && device_count().is_ok_and(|n| n > 0);
-        if usable {
-            DeviceChoice::Cuda(0)
-        } else {
-            DeviceChoice::Cpu
+        Ok(n) => n,
+        Err(e) => {
+            why.push(e.to_string());
+            0
         }
-    }
-}
-
-impl std::fmt::Display for DeviceChoice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeviceChoice::Cpu => f.write_str("cpu"),
-            DeviceChoice::Cuda(n) => write!(f, "cuda:{n}"),
-        }
+    };
+    why.extend(kernels_missing());
+    if why.is_empty() {
+        Ok(count)
+    } else {
+        Err(why.join("; "))
     }
 }
 
@@ -95,15 +72,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn device_choices_parse() {
-        assert_eq!(DeviceChoice::parse("cpu").unwrap(), DeviceChoice::Cpu);
-        assert_eq!(DeviceChoice::parse("CUDA").unwrap(), DeviceChoice::Cuda(0));
-        assert_eq!(
-            DeviceChoice::parse("cuda:3").unwrap(),
-            DeviceChoice::Cuda(3)
-        );
-        assert!(DeviceChoice::parse("cuda:x").is_err());
-        assert!(DeviceChoice::parse("tpu").is_err());
-        assert_eq!(DeviceChoice::Cuda(2).to_string(), "cuda:2");
+    fn usable_devices_say_every_reason_in_one_line() {
+        match usable_devices() {
+            Ok(n) => assert!(n > 0 && kernels_missing().is_none()),
+            Err(why) => {
+                assert!(!why.is_empty() && !why.contains('\n'), "{why}");
+                let named = match device_count() {
+                    Err(e) => why.contains(&e.to_string()),
+                    Ok(0) => why.contains("no device"),
+                    Ok(_) => false,
+                };
+                assert!(
+                    named || kernels_missing().is_some_and(|k| why.contains(&k)),
+                    "{why}"
+                );
+            }
+        }
     }
 }
