@@ -47,8 +47,6 @@ pub struct Comparison {
     pub cancellation: f64,
     /// Per map, `rel L2 ≤ bound · κ` passes.
     pub bound: f64,
-    /// Whether this comparison decides the verdict (end-to-end maps only inform).
-    pub gated: bool,
     pub pass: bool,
     /// End to end only: the CPU reference against itself when its input moves by one rounding
     /// step, worst relative L2 over the maps.
@@ -130,15 +128,13 @@ impl Comparison {
             rel_l2: worst,
             cancellation: kappa,
             bound,
-            gated: true,
             pass,
             reference_spread: None,
         }
     }
 
-    /// Marks an end-to-end comparison: informs, next to the reference's own spread.
+    /// An end-to-end comparison, next to the reference's own spread.
     fn informative(mut self, reference_spread: f64) -> Self {
-        self.gated = false;
         self.reference_spread = Some(reference_spread);
         self
     }
@@ -189,24 +185,22 @@ pub struct VerifyReport {
     pub layers: Vec<Comparison>,
     /// Logits, then every preset's methods from the same forward state.
     pub methods: Vec<Comparison>,
-    /// The same maps from the device's own forward pass (informative).
+    /// The same maps from the device's own forward pass: they inform, they decide nothing.
     pub end_to_end: Vec<Comparison>,
 }
 
 impl VerifyReport {
-    fn all(&self) -> impl Iterator<Item = &Comparison> {
-        self.layers
-            .iter()
-            .chain(&self.methods)
-            .chain(&self.end_to_end)
+    /// The comparisons that decide the verdict.
+    fn gated(&self) -> impl Iterator<Item = &Comparison> {
+        self.layers.iter().chain(&self.methods)
     }
 
     pub fn passed(&self) -> bool {
-        self.all().all(|c| c.pass || !c.gated)
+        self.gated().all(|c| c.pass)
     }
 
     pub fn failures(&self) -> Vec<&Comparison> {
-        self.all().filter(|c| c.gated && !c.pass).collect()
+        self.gated().filter(|c| !c.pass).collect()
     }
 
     /// Folds in the report of the same comparisons on further images: the worst of each.
@@ -242,7 +236,7 @@ impl VerifyReport {
              | comparison | max abs | rel L2 | κ | bound | |\n|---|---|---|---|---|---|\n",
             self.device, self.model, self.images, self.input_side, self.input_side
         );
-        for c in self.layers.iter().chain(&self.methods) {
+        for c in self.gated() {
             s.push_str(&format!(
                 "| {} | {:.3e} | {:.3e} | {:.3} | {:.0e}{} | {} |\n",
                 c.what,
@@ -302,12 +296,12 @@ pub fn verify<B: Backend>(
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            v * (1.0
-                + if i % 2 == 0 {
-                    ROUNDING_STEP
-                } else {
-                    -ROUNDING_STEP
-                })
+            let step = if i % 2 == 0 {
+                ROUNDING_STEP
+            } else {
+                -ROUNDING_STEP
+            };
+            v * (1.0 + step)
         })
         .collect();
     let fn_ = cpu.forward(&nudged)?;
@@ -342,7 +336,13 @@ pub fn verify<B: Backend>(
                     .collect()
             };
             let (want, got, own, spread) = (maps(&want), maps(&got), maps(&own), maps(&spread));
-            let terms = method.is_lrp().then(|| maps(&terms));
+            let terms = method.is_lrp().then(|| {
+                terms
+                    .iter()
+                    .filter(|(m, _)| m == method)
+                    .flat_map(|(_, t)| t.iter().copied())
+                    .collect::<Vec<f32>>()
+            });
             let map = model.input_side * model.input_side * method.channels();
             let what = format!("{preset} {method}");
             let compare = |got: &[f32]| {
@@ -364,20 +364,19 @@ pub fn verify<B: Backend>(
     })
 }
 
-/// For every explanation of `want`, the un-cancelled map `B|r|` on the CPU, in the same order
-/// (the backward pass is linear in its head with non-negative coefficients). Only the LRP
-/// methods' explanations are kept: the others are compared without κ.
+/// For every LRP explanation of `want`, in order, its method and its un-cancelled map `B|r|` on
+/// the CPU (the backward pass is linear in its head with non-negative coefficients). The other
+/// methods are compared without κ.
 fn uncancelled(
     cpu: &Network<CpuBackend>,
     fwd: &Forward<CpuBackend>,
     want: &[ImageResult],
     preset: Preset,
-) -> Result<Vec<ImageResult>> {
-    if !want
-        .iter()
-        .flat_map(|r| &r.explanations)
-        .any(|e| e.method.is_lrp())
-    {
+) -> Result<Vec<(Method, Vec<f32>)>> {
+    fn lrp(r: &ImageResult) -> impl Iterator<Item = &Explanation> {
+        r.explanations.iter().filter(|e| e.method.is_lrp())
+    }
+    if !want.iter().any(|r| lrp(r).next().is_some()) {
         return Ok(Vec::new());
     }
     let classes = cpu.num_classes();
@@ -387,9 +386,7 @@ fn uncancelled(
         .iter()
         .zip(fwd.logits.chunks(classes))
         .map(|(r, z)| {
-            r.explanations
-                .iter()
-                .filter(|e| e.method.is_lrp())
+            lrp(r)
                 .flat_map(|e| {
                     if preset.two_pass() {
                         let (t, o) = innvestigate_heads(&e.method, z, e.target);
@@ -402,35 +399,20 @@ fn uncancelled(
         })
         .collect();
     let passes = cpu.explain_forward(fwd, &heads, preset)?;
-    Ok(want
-        .iter()
-        .zip(passes)
-        .map(|(w, p)| {
-            let mut maps = p.explanations.into_iter().map(|e| e.relevance);
-            let explanations = w
-                .explanations
-                .iter()
-                .filter(|e| e.method.is_lrp())
-                .map(|e| {
-                    let first = maps.next().expect("one pass per head");
-                    let relevance = if preset.two_pass() {
-                        let others = maps.next().expect("two passes per head");
-                        add_scaled(first, &others)
-                    } else {
-                        first
-                    };
-                    Explanation {
-                        relevance,
-                        ..e.clone()
-                    }
-                })
-                .collect();
-            ImageResult {
-                explanations,
-                ..w.clone()
-            }
-        })
-        .collect())
+    let mut terms = Vec::new();
+    for (w, p) in want.iter().zip(passes) {
+        let mut maps = p.explanations.into_iter().map(|e| e.relevance);
+        for e in lrp(w) {
+            let first = maps.next().expect("one pass per head");
+            let map = if preset.two_pass() {
+                add_scaled(first, &maps.next().expect("two passes per head"))
+            } else {
+                first
+            };
+            terms.push((e.method.clone(), map));
+        }
+    }
+    Ok(terms)
 }
 
 /// `R_T + R_O · ΣR_T / ΣR_O`: the two-pass preset's combination without its minus sign.

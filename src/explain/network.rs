@@ -71,8 +71,8 @@ pub struct Network<B: Backend> {
     layers: Vec<Prepared<B>>,
     /// The first conv as one z^B conv: weights [W⁺ | W⁻] over the input [x − l | x − h].
     zbox: B::Conv,
-    low: [f32; 3],
-    high: [f32; 3],
+    /// The z^B bounds of the pre-processed input: the lower bound of each channel, then the upper.
+    zbox_bounds: Vec<f32>,
     /// The conv layer whose ReLU output Grad-CAM uses (default: the last conv).
     cam_layer: usize,
 }
@@ -97,6 +97,7 @@ impl<B: Backend> Network<B> {
         };
         let zbox = backend.prepare_conv(&zbox_params(first))?;
         let (low, high) = model.preprocess.bounds();
+        let zbox_bounds = low.iter().chain(&high).copied().collect();
         let info = ModelInfo {
             name: model.name.clone(),
             specs: model.specs(),
@@ -116,8 +117,7 @@ impl<B: Backend> Network<B> {
             info,
             layers,
             zbox,
-            low,
-            high,
+            zbox_bounds,
             cam_layer,
         })
     }
@@ -379,8 +379,7 @@ impl<B: Backend> Network<B> {
         preset: Preset,
     ) -> Result<Vec<f32>> {
         let b = &self.backend;
-        let bounds: Vec<f32> = self.low.iter().chain(&self.high).copied().collect();
-        let doubled = b.zbox_input(&fwd.x, &bounds)?;
+        let doubled = b.zbox_input(&fwd.x, &self.zbox_bounds)?;
         let (input_dims, output_dims) = self.info.dims[0];
         let channels = input_dims.c;
         let s = conv_shape(
