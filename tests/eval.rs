@@ -9,7 +9,7 @@ use sglrp::eval::metrics::{argmax_first, patch};
 use sglrp::eval::occlusion::{Occlusion, Rect};
 use sglrp::eval::{EvalConfig, EvalImage, evaluate, means};
 use sglrp::explain::{Method, Network, Preset, Request, Target, softmax};
-use sglrp::heatmap::heatmap;
+use sglrp::heatmap::{HeatmapKind, heatmap};
 use sglrp::model::Model;
 
 fn net(file: &str) -> Network<CpuBackend> {
@@ -116,7 +116,11 @@ fn masking_scores_are_the_probability_drops_at_the_heatmap_maximum() {
             Preset::Paper,
         )
         .unwrap();
-    let top = argmax_first(&heatmap(&r[0].explanations[0].relevance, 3));
+    let top = argmax_first(&heatmap(
+        &r[0].explanations[0].relevance,
+        3,
+        HeatmapKind::Positive,
+    ));
     let p0 = softmax(&r[0].logits)[label] as f64;
     for (k, &p) in cfg.patch_sizes.iter().enumerate() {
         let z = net

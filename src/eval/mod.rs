@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::explain::{Method, Network, Preset, Request, Target, softmax};
-use crate::heatmap::heatmap;
+use crate::heatmap::{HeatmapKind, heatmap};
 use metrics::{argmax_first, patch, pointing_game};
 use occlusion::{Occlusion, Rect};
 
@@ -119,7 +119,7 @@ pub fn evaluate<B: Backend>(
         let heatmaps: Vec<Vec<f32>> = result
             .explanations
             .iter()
-            .map(|e| heatmap(&e.relevance, e.channels))
+            .map(|e| heatmap(&e.relevance, e.channels, HeatmapKind::Positive))
             .collect();
         // Every patch of every heatmap, masked in one batch of re-runs.
         let mut rects: Vec<Rect> = Vec::new();

@@ -10,7 +10,7 @@ pub use colormap::ColorMap;
 
 use image::{Rgb, RgbImage, imageops::FilterType};
 
-use crate::heatmap::{heatmap, normalize};
+use crate::heatmap::{HeatmapKind, heatmap, normalize};
 
 /// Colours a map `(H, W)` of values in [−1, 1].
 pub fn colorize(map: &[f32], width: u32, height: u32, cmap: ColorMap) -> RgbImage {
@@ -25,7 +25,7 @@ pub fn colorize(map: &[f32], width: u32, height: u32, cmap: ColorMap) -> RgbImag
 /// The display map of a map `(C, H, W)` (SPEC §6): `Σ_c max(R_c, 0)` divided by its largest
 /// absolute value, so it lies in [0, 1] (all zeros stay zeros). Returns `(H, W)`.
 pub fn display_map(relevance: &[f32], channels: usize) -> Vec<f32> {
-    normalize(&heatmap(relevance, channels))
+    normalize(&heatmap(relevance, channels, HeatmapKind::Positive))
 }
 
 /// The heatmap image of a map `(C, H, W)` (SPEC §6), one pixel per input pixel.
