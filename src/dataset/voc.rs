@@ -155,7 +155,8 @@ fn read_one(
                 images_dir.display()
             )
         })?;
-    let resolved = std::fs::canonicalize(&image).map_err(|e| format!("{}: {e}", image.display()))?;
+    let resolved =
+        std::fs::canonicalize(&image).map_err(|e| format!("{}: {e}", image.display()))?;
     if !resolved.starts_with(images_root) {
         return Err(format!(
             "image {} resolves to {}, outside the images folder {} (a symbolic link that leaves \
@@ -200,10 +201,7 @@ fn read_one(
             y1: coord("ymax")?,
         };
         if b.x1 <= b.x0 || b.y1 <= b.y0 {
-            return Err(format!(
-                "empty box for {}",
-                excerpt(&name, EXCERPT_CHARS)
-            ));
+            return Err(format!("empty box for {}", excerpt(&name, EXCERPT_CHARS)));
         }
         boxes.push(b);
     }

@@ -90,7 +90,11 @@ pub fn read_class_file(path: &Path) -> Result<ClassNames> {
     if !repeats.is_empty() {
         let more = repeats.len().saturating_sub(LISTED_REPEATS);
         repeats.truncate(LISTED_REPEATS);
-        let mut text = format!("{}: repeated class names: {}", path.display(), repeats.join("; "));
+        let mut text = format!(
+            "{}: repeated class names: {}",
+            path.display(),
+            repeats.join("; ")
+        );
         if more > 0 {
             text += &format!("; and {more} more");
         }
@@ -213,7 +217,10 @@ fn from_json(path: &Path, body: &[u8]) -> Result<Vec<(String, At)>> {
                 let slot = slots.get_mut(index).ok_or_else(|| {
                     at.error(
                         path,
-                        &format!("index {index}, but {n} entries must be the indices 0‥{}", n - 1),
+                        &format!(
+                            "index {index}, but {n} entries must be the indices 0‥{}",
+                            n - 1
+                        ),
                     )
                 })?;
                 if let Some((_, earlier)) = slot {

@@ -273,7 +273,9 @@ mod tests {
         assert_eq!(read_bounded(&file, 5, "test file").unwrap(), b"12345");
         let e = read_bounded(&file, 4, "test file").unwrap_err().to_string();
         assert!(e.contains("5 bytes") && e.contains("at most 4"), "{e}");
-        let e = read_bounded(dir.path(), 4, "test file").unwrap_err().to_string();
+        let e = read_bounded(dir.path(), 4, "test file")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("folder"), "{e}");
         let e = read_bounded(Path::new("/dev/zero"), 4, "test file")
             .unwrap_err()

@@ -130,9 +130,15 @@ impl Preprocess {
                 let short = (side as f64 * 256.0 / 224.0).round() as u64;
                 let (w_f, h_f) = (w.max(1) as f64, h.max(1) as f64);
                 let (rw, rh) = if w <= h {
-                    (short, ((h_f * short as f64 / w_f).round() as u64).max(short))
+                    (
+                        short,
+                        ((h_f * short as f64 / w_f).round() as u64).max(short),
+                    )
                 } else {
-                    (((w_f * short as f64 / h_f).round() as u64).max(short), short)
+                    (
+                        ((w_f * short as f64 / h_f).round() as u64).max(short),
+                        short,
+                    )
                 };
                 let centre = |r: u64| ((r - side_u) as f64 / 2.0).round() as u64;
                 ((rw, rh), (centre(rw), centre(rh)))
@@ -280,7 +286,8 @@ impl Axis {
         let right = ((input + support).ceil() as i64).clamp(left + 1, src);
         let centre = input - 0.5;
         weights.clear();
-        weights.extend((left..right).map(|i| (1.0 - ((i as f32 - centre) / sratio).abs()).max(0.0)));
+        weights
+            .extend((left..right).map(|i| (1.0 - ((i as f32 - centre) / sratio).abs()).max(0.0)));
         let sum: f32 = weights.iter().sum();
         if sum > 0.0 {
             weights.iter_mut().for_each(|w| *w /= sum);
@@ -349,7 +356,11 @@ fn resample(image: &RgbImage, g: &Geometry) -> RgbImage {
                     t[c] += v[c] * w;
                 }
             }
-            out.put_pixel(kx, ky, image::Rgb(t.map(|v| v.clamp(0.0, 255.0).round() as u8)));
+            out.put_pixel(
+                kx,
+                ky,
+                image::Rgb(t.map(|v| v.clamp(0.0, 255.0).round() as u8)),
+            );
         }
     }
     out
@@ -445,7 +456,9 @@ mod tests {
     #[test]
     fn image_space_is_the_identity_without_resize_or_crop() {
         let side = 7;
-        let map: Vec<f32> = (0..side * side * 3).map(|i| i as f32 * 0.37 - 5.0).collect();
+        let map: Vec<f32> = (0..side * side * 3)
+            .map(|i| i as f32 * 0.37 - 5.0)
+            .collect();
         let back = Preprocess::caffe()
             .to_image_space(&map, 3, side, (7, 7))
             .unwrap();
@@ -482,11 +495,15 @@ mod tests {
         // Enlarged twice (Direct, 4×4 → 8×8): each image pixel is the mean of two input pixels
         // per axis.
         let map: Vec<f32> = (0..64).map(|i| ((i * 37) % 11) as f32).collect();
-        let back = Preprocess::caffe().to_image_space(&map, 1, 8, (4, 4)).unwrap();
+        let back = Preprocess::caffe()
+            .to_image_space(&map, 1, 8, (4, 4))
+            .unwrap();
         for y in 0..4 {
             for x in 0..4 {
                 let m = |yy: usize, xx: usize| map[yy * 8 + xx];
-                let want = (m(2 * y, 2 * x) + m(2 * y, 2 * x + 1) + m(2 * y + 1, 2 * x)
+                let want = (m(2 * y, 2 * x)
+                    + m(2 * y, 2 * x + 1)
+                    + m(2 * y + 1, 2 * x)
                     + m(2 * y + 1, 2 * x + 1))
                     / 4.0;
                 assert!((back[y * 4 + x] - want).abs() < 1e-5, "({x}, {y})");
