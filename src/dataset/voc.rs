@@ -113,8 +113,10 @@ fn read_one(
     images_root: &Path,
     synsets: &HashMap<String, usize>,
 ) -> Result<Sample, String> {
+    // The caller names the file.
     let bytes = read_bounded(file, MAX_XML_BYTES, "box file").map_err(|e| match e {
         Error::Data { message, .. } => message,
+        Error::Io { source, .. } => source.to_string(),
         other => other.to_string(),
     })?;
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
