@@ -242,6 +242,58 @@ fn what_is_not_an_image_file_is_refused_before_it_is_read() {
     }
 }
 
+#[test]
+fn a_tiff_whose_directory_points_past_its_end_is_refused_before_decoding() {
+    // Found by the fuzzer: a 561-byte TIFF made its decoder allocate 71 MB while reading its
+    // first directory, before any limit applied. Here a StripOffsets value of 2²⁴ LONGs (64 MB)
+    // in a 30-byte file, little- and big-endian, and the same in BigTIFF.
+    let dir = tempfile::tempdir().unwrap();
+    let classic = |le: bool| -> Vec<u8> {
+        let mut t = if le { b"II".to_vec() } else { b"MM".to_vec() };
+        // (value, bytes): magic, first directory at 8, one entry (StripOffsets, LONG, 2²⁴
+        // values at 26), no next directory.
+        for (v, n) in [
+            (42u32, 2),
+            (8, 4),
+            (1, 2),
+            (273, 2),
+            (4, 2),
+            (1 << 24, 4),
+            (26, 4),
+            (0, 4),
+        ] {
+            let bytes = if le { v.to_le_bytes() } else { v.to_be_bytes() };
+            t.extend(if le { &bytes[..n] } else { &bytes[4 - n..] });
+        }
+        t
+    };
+    let mut big = b"II".to_vec();
+    big.extend(43u16.to_le_bytes());
+    big.extend(8u16.to_le_bytes());
+    big.extend(0u16.to_le_bytes());
+    big.extend(16u64.to_le_bytes());
+    big.extend(1u64.to_le_bytes());
+    big.extend(273u16.to_le_bytes());
+    big.extend(16u16.to_le_bytes());
+    big.extend((1u64 << 24).to_le_bytes());
+    big.extend(44u64.to_le_bytes());
+    big.extend(0u64.to_le_bytes());
+    for (name, bytes) in [
+        ("le.tif", classic(true)),
+        ("be.tif", classic(false)),
+        ("big.tif", big),
+    ] {
+        let path = write(dir.path(), name, bytes);
+        let (got, peak) = peak_of(|| read_image(&path, 1 << 16));
+        let e = got.unwrap_err().to_string();
+        assert!(
+            e.contains("corrupt TIFF") && e.contains("tag 273"),
+            "{name}: {e}"
+        );
+        assert!(peak < MB, "{name}: {peak} bytes at the peak");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Manifests
 
@@ -416,6 +468,22 @@ fn a_repeated_line_is_used_once_and_keys_follow_the_content() {
     let again = read_manifest(&moved).unwrap();
     assert_eq!(again.samples[1].content_key(), keys[0]);
     assert_eq!(again.samples[0].content_key(), keys[2]);
+}
+
+#[test]
+fn an_image_that_is_no_regular_file_fails_its_line() {
+    let folder = br#"{"image": "sub", "label": 1, "boxes": []}"#;
+    let device = br#"{"image": "/dev/zero", "label": 1, "boxes": []}"#;
+    let (dir, path) = manifest(&[folder, device, A]);
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let data = read_manifest(&path).unwrap();
+    assert_eq!(data.samples.len(), 1);
+    assert_eq!(data.skipped.len(), 2, "{:?}", data.skipped);
+    assert!(
+        data.skipped
+            .iter()
+            .all(|r| r.contains("is not a regular file"))
+    );
 }
 
 #[test]

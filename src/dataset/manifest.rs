@@ -77,11 +77,13 @@ fn parse_line(text: &str, dir: &Path, source: String) -> Result<(Sample, Vec<Str
         )
     })?;
     let image = dir.join(&line.image);
-    if !image.is_file() {
-        return Err(format!(
-            "image {} not found",
-            excerpt(&image.display().to_string(), EXCERPT_CHARS)
-        ));
+    let shown = || excerpt(&image.display().to_string(), EXCERPT_CHARS);
+    match std::fs::metadata(&image) {
+        Err(_) => return Err(format!("image {} not found", shown())),
+        Ok(meta) if !meta.is_file() => {
+            return Err(format!("image {} is not a regular file", shown()));
+        }
+        Ok(_) => {}
     }
     let mut unknown: Vec<String> = line.extra.keys().cloned().collect();
     let mut boxes = Vec::with_capacity(line.boxes.len());

@@ -7,7 +7,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::{Builder, Dataset, LabelBox, Sample};
 use crate::error::{Error, Result};
-use crate::io::text::{EXCERPT_CHARS, excerpt, line_of, lines, read_bounded};
+use crate::io::text::{EXCERPT_CHARS, class_lines, excerpt, line_of, read_bounded};
 
 /// The largest box file read (ImageNet's are below 5 kB).
 pub const MAX_XML_BYTES: u64 = 1 << 20;
@@ -29,31 +29,13 @@ pub fn read_synsets(path: &Path) -> Result<HashMap<String, usize>> {
     let bytes = read_bounded(path, MAX_SYNSETS_BYTES, "synset file")?;
     let mut map = HashMap::new();
     let mut line_of_class = Vec::new();
-    let mut blank_since = None;
-    for line in lines(&bytes[..], MAX_SYNSET_LINE) {
-        let line = line.map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        let text = line
-            .text
-            .map_err(|e| Error::data(path, Some(line.number), e.to_string()))?;
-        let Some(synset) = text.split_whitespace().next() else {
-            blank_since.get_or_insert(line.number);
-            continue;
-        };
-        if let Some(blank) = blank_since {
-            return Err(Error::data(
-                path,
-                Some(blank),
-                "empty line before the last synset: line i (from 0) is class i, so it would \
-                 shift every class after it",
-            ));
-        }
+    for (text, line) in class_lines(path, &bytes, MAX_SYNSET_LINE, "synset")? {
+        // Not empty: the entries are trimmed lines with text.
+        let synset = text.split_whitespace().next().unwrap_or_default();
         if let Some(&class) = map.get(synset) {
             return Err(Error::data(
                 path,
-                Some(line.number),
+                Some(line),
                 format!(
                     "synset {} is already class {class} (line {})",
                     excerpt(synset, EXCERPT_CHARS),
@@ -62,7 +44,7 @@ pub fn read_synsets(path: &Path) -> Result<HashMap<String, usize>> {
             ));
         }
         map.insert(synset.to_string(), map.len());
-        line_of_class.push(line.number);
+        line_of_class.push(line);
     }
     if map.is_empty() {
         return Err(Error::data(path, None, "no synsets"));

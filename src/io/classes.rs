@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::text::{EXCERPT_CHARS, excerpt, lines, read_bounded};
+use super::text::{EXCERPT_CHARS, class_lines, excerpt, read_bounded};
 use crate::error::{Error, Result};
 
 /// The largest class-name file read (ImageNet-21k's names take 0.7 MB).
@@ -67,7 +67,10 @@ pub fn read_class_file(path: &Path) -> Result<ClassNames> {
     let named = if json {
         from_json(path, body)?
     } else {
-        from_lines(path, &bytes)?
+        class_lines(path, &bytes, MAX_NAME, "name")?
+            .into_iter()
+            .map(|(name, line)| (name, At::Line(line)))
+            .collect()
     };
     if named.is_empty() {
         return Err(Error::data(path, None, "no class names"));
@@ -155,36 +158,6 @@ fn check_name(name: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// One name a line; empty lines at the end are dropped, earlier ones are errors.
-fn from_lines(path: &Path, bytes: &[u8]) -> Result<Vec<(String, At)>> {
-    let mut named = Vec::new();
-    let mut empty_since: Option<usize> = None;
-    for line in lines(bytes, MAX_NAME) {
-        let line = line.map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        let text = line
-            .text
-            .map_err(|e| Error::data(path, Some(line.number), e.to_string()))?;
-        let name = text.trim();
-        if name.is_empty() {
-            empty_since.get_or_insert(line.number);
-            continue;
-        }
-        if let Some(empty) = empty_since {
-            return Err(Error::data(
-                path,
-                Some(empty),
-                "empty line before the last name: line i names class i − 1, so it would shift \
-                 every class after it",
-            ));
-        }
-        named.push((name.to_owned(), At::Line(line.number)));
-    }
-    Ok(named)
 }
 
 fn from_json(path: &Path, body: &[u8]) -> Result<Vec<(String, At)>> {

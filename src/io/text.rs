@@ -186,6 +186,46 @@ impl<R: BufRead> Iterator for Lines<R> {
     }
 }
 
+/// The entries of a file that holds one a line, the line giving the class (synsets, class
+/// names): each line's text, trimmed, with its number. Empty lines at the end are dropped; an
+/// empty line before the last entry (it would shift every class after it), a line that is not
+/// UTF-8 and a line longer than `max_line` are errors naming the line. `what` names an entry.
+pub fn class_lines(
+    path: &Path,
+    bytes: &[u8],
+    max_line: usize,
+    what: &str,
+) -> Result<Vec<(String, usize)>> {
+    let mut entries = Vec::new();
+    let mut empty_since = None;
+    for line in lines(bytes, max_line) {
+        let line = line.map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let text = line
+            .text
+            .map_err(|e| Error::data(path, Some(line.number), e.to_string()))?;
+        let entry = text.trim();
+        if entry.is_empty() {
+            empty_since.get_or_insert(line.number);
+            continue;
+        }
+        if let Some(empty) = empty_since {
+            return Err(Error::data(
+                path,
+                Some(empty),
+                format!(
+                    "empty line before the last {what}: the line gives the class, so it would \
+                     shift every class after it"
+                ),
+            ));
+        }
+        entries.push((entry.to_owned(), line.number));
+    }
+    Ok(entries)
+}
+
 /// The line (from 1) that holds byte `offset` of `bytes`.
 pub fn line_of(bytes: &[u8], offset: usize) -> usize {
     1 + bytes[..offset.min(bytes.len())]

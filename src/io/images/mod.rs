@@ -6,7 +6,7 @@
 //! (JPEG fills them with grey) and warned about where every pixel was still there (a PNG or WebP
 //! whose last chunk is cut).
 
-mod ending;
+mod container;
 
 use std::io::{Cursor, Read};
 use std::path::Path;
@@ -14,7 +14,7 @@ use std::path::Path;
 use image::{ImageError, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::{Error, Result};
-use ending::{Ending, ending};
+use container::{Ending, check_tiff, ending};
 
 /// File name extensions searched for in folders (lower case). A file named explicitly is read
 /// whatever its extension: the format is recognised from its content.
@@ -103,6 +103,9 @@ pub fn read_image(path: &Path, max_pixels: u64) -> Result<Decoded> {
             "not a recognised image (expected JPEG, PNG, WebP, BMP or TIFF)".into(),
         ));
     };
+    if format == ImageFormat::Tiff {
+        check_tiff(&bytes).map_err(fail)?;
+    }
     let (w, h) = reader.into_dimensions().map_err(|e| fail(describe(&e)))?;
     let pixels = w as u64 * h as u64;
     if pixels > max_pixels {

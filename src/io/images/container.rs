@@ -1,6 +1,8 @@
-//! Whether an image file holds all of its data, from its container: a JPEG's end-of-image
-//! marker, a PNG's `IEND` chunk, a WebP's RIFF length. The decoders do not say: a JPEG cut short
-//! decodes without an error, the missing part filled with grey.
+//! What an image file's container says before its decoder is trusted with it: whether the file
+//! holds all of its data (a JPEG's end-of-image marker, a PNG's `IEND` chunk, a WebP's RIFF
+//! length; the decoders do not say: a JPEG cut short decodes without an error, the missing part
+//! filled with grey), and whether a TIFF's first directory points inside the file (its decoder
+//! allocates what a value's count asks for before it reads the value, before any limit applies).
 
 use image::ImageFormat;
 
@@ -137,4 +139,84 @@ fn webp_ends(bytes: &[u8]) -> bool {
         }
         None => true,
     }
+}
+
+/// Checks that the first directory of a TIFF (classic or BigTIFF) and the values its entries
+/// point to lie inside the file. Files that are no TIFF pass: their decoder decides.
+pub fn check_tiff(bytes: &[u8]) -> Result<(), String> {
+    let little = match bytes.get(..2) {
+        Some(b"II") => true,
+        Some(b"MM") => false,
+        _ => return Ok(()),
+    };
+    let uint = |at: u64, size: usize| -> Option<u64> {
+        let at = usize::try_from(at).ok()?;
+        let field = bytes.get(at..at.checked_add(size)?)?;
+        let mut v = 0u64;
+        for i in 0..size {
+            let b = if little {
+                field[size - 1 - i]
+            } else {
+                field[i]
+            };
+            v = v << 8 | u64::from(b);
+        }
+        Some(v)
+    };
+    // (entry count size, entry size, count and value size: 4 classic, 8 BigTIFF).
+    let (ifd, count_size, word) = match uint(2, 2) {
+        Some(42) => (uint(4, 4), 2, 4),
+        Some(43) => (uint(8, 8), 8, 8),
+        _ => return Ok(()),
+    };
+    let beyond = |what: &str| {
+        Err(format!(
+            "corrupt TIFF: {what} lies beyond the end of the file"
+        ))
+    };
+    let Some(ifd) = ifd else {
+        return beyond("its header");
+    };
+    let Some(entries) = uint(ifd, count_size) else {
+        return beyond("its first directory");
+    };
+    let entry_size = 4 + 2 * word as u64;
+    let first = ifd + count_size as u64;
+    let len = bytes.len() as u64;
+    if entries
+        .checked_mul(entry_size)
+        .and_then(|n| n.checked_add(first))
+        .is_none_or(|end| end > len)
+    {
+        return beyond("its first directory");
+    }
+    for k in 0..entries {
+        let at = first + k * entry_size;
+        let (Some(tag), Some(kind), Some(count)) =
+            (uint(at, 2), uint(at + 2, 2), uint(at + 4, word))
+        else {
+            return beyond("its first directory");
+        };
+        let unit = match kind {
+            1 | 2 | 6 | 7 => 1,
+            3 | 8 => 2,
+            4 | 9 | 11 | 13 => 4,
+            5 | 10 | 12 | 16 | 17 | 18 => 8,
+            // Types the decoder does not know it passes over.
+            _ => continue,
+        };
+        let Some(size) = count.checked_mul(unit) else {
+            return beyond(&format!("the value of tag {tag}"));
+        };
+        if size <= word as u64 {
+            continue;
+        }
+        let inside = uint(at + 4 + word as u64, word)
+            .and_then(|offset| offset.checked_add(size))
+            .is_some_and(|end| end <= len);
+        if !inside {
+            return beyond(&format!("the value of tag {tag} ({size} bytes)"));
+        }
+    }
+    Ok(())
 }
