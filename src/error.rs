@@ -34,6 +34,16 @@ pub enum Error {
     #[error("{path}: {message}")]
     Image { path: PathBuf, message: String },
 
+    /// Outside data that cannot be used: a manifest, a box file, a synset or class-name file; names
+    /// the file and, where there is one, the line.
+    #[error("{}: {message}", location(path, *line))]
+    Data {
+        path: PathBuf,
+        /// From 1.
+        line: Option<usize>,
+        message: String,
+    },
+
     /// A request that does not fit the model (target out of range, wrong input size, …).
     #[error("{0}")]
     Request(String),
@@ -49,6 +59,14 @@ pub enum Error {
 
 /// Result with the crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `file` or `file:line`.
+fn location(path: &std::path::Path, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{}:{line}", path.display()),
+        None => path.display().to_string(),
+    }
+}
 
 impl Error {
     pub(crate) fn weights(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
@@ -66,6 +84,18 @@ impl Error {
         Error::Tensor {
             path: path.into(),
             tensor: tensor.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn data(
+        path: impl Into<PathBuf>,
+        line: Option<usize>,
+        message: impl Into<String>,
+    ) -> Self {
+        Error::Data {
+            path: path.into(),
+            line,
             message: message.into(),
         }
     }

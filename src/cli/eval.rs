@@ -60,13 +60,17 @@ pub fn run(args: EvalArgs) -> u8 {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let (dataset, source) = match load_dataset(&args) {
+    let (mut dataset, source) = match load_dataset(&args) {
         Ok(d) => d,
         Err(e) => {
             report(e);
             return EXIT_USAGE;
         }
     };
+    dataset.check_classes(model.num_classes());
+    for warning in &dataset.warnings {
+        eprintln!("warning: {warning}");
+    }
     let backend = match device::select(args.model.device, args.model.threads) {
         Ok(b) => b,
         Err(e) => {

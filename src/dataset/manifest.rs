@@ -1,67 +1,116 @@
 //! JSON Lines manifests: one scene per line,
 //! `{"image": "path.png", "label": 3, "boxes": [{"label": 3, "x0": 10, "y0": 12, "x1": 80, "y1": 90}]}`,
 //! image paths relative to the manifest's folder.
+//!
+//! The file is read line by line, each at most [`MAX_LINE`] bytes: a line that is not UTF-8, too
+//! long or not a scene fails alone. Fields sglrp does not use are kept in [`Sample::extra`] (a
+//! box's are only named in the warning); messages quote at most a short excerpt of a line.
 
+use std::io::BufReader;
 use std::path::Path;
 
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
-use super::{Dataset, LabelBox, Sample};
+use super::{Builder, Dataset, LabelBox, Sample};
 use crate::error::{Error, Result};
+use crate::io::text::{EXCERPT_CHARS, excerpt, lines, open_regular};
+
+/// The longest manifest line, in bytes (a scene with some ten thousand boxes).
+pub const MAX_LINE: usize = 1 << 20;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Line {
     image: String,
     label: usize,
-    boxes: Vec<LabelBox>,
+    boxes: Vec<RawBox>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
 }
 
-/// Reads a manifest. Lines that do not parse, name a missing image or hold an empty box are
-/// skipped and reported as `file:line: reason`; blank lines are ignored.
+#[derive(Deserialize)]
+struct RawBox {
+    label: usize,
+    x0: u32,
+    y0: u32,
+    x1: u32,
+    y1: u32,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+/// Reads a manifest. Lines that cannot be used (not UTF-8, too long, not a scene, a missing image,
+/// an empty box) are skipped and reported as `file:line: reason`; blank lines are ignored.
 pub fn read_manifest(path: &Path) -> Result<Dataset> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let file = open_regular(path)?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut dataset = Dataset::default();
-    for (i, raw) in text.lines().enumerate() {
-        if raw.trim().is_empty() {
-            continue;
-        }
-        let source = format!("{}:{}", path.display(), i + 1);
-        let parsed: Line = match serde_json::from_str(raw) {
-            Ok(line) => line,
-            Err(e) => {
-                dataset
-                    .skipped
-                    .push(format!("{source}: not a scene line ({e})"));
-                continue;
-            }
+    let mut builder = Builder::new(path.display().to_string());
+    for line in lines(BufReader::new(file), MAX_LINE) {
+        let line = line.map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let source = format!("{}:{}", path.display(), line.number);
+        let parsed = match line.text {
+            Ok(text) if text.trim().is_empty() => continue,
+            Ok(text) => parse_line(&text, dir, source.clone()),
+            Err(e) => Err(e.to_string()),
         };
-        let image = dir.join(&parsed.image);
-        if !image.is_file() {
-            dataset
-                .skipped
-                .push(format!("{source}: image {} not found", image.display()));
-            continue;
+        match parsed {
+            Ok((sample, unknown)) => {
+                builder.unknown(unknown);
+                builder.push(sample);
+            }
+            Err(reason) => builder.skip(format!("{source}: {reason}")),
         }
-        if let Some(b) = parsed.boxes.iter().find(|b| b.x1 <= b.x0 || b.y1 <= b.y0) {
-            dataset.skipped.push(format!(
-                "{source}: empty box ({}, {})–({}, {})",
+    }
+    Ok(builder.finish())
+}
+
+/// One scene line: the sample and the names of the fields sglrp does not use.
+fn parse_line(text: &str, dir: &Path, source: String) -> Result<(Sample, Vec<String>), String> {
+    let line: Line = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "not a scene line ({}); expected {{\"image\", \"label\", \"boxes\": [{{label, x0, y0, \
+             x1, y1}}]}}",
+            excerpt(&e.to_string(), 2 * EXCERPT_CHARS)
+        )
+    })?;
+    let image = dir.join(&line.image);
+    let shown = || excerpt(&image.display().to_string(), EXCERPT_CHARS);
+    match std::fs::metadata(&image) {
+        Err(_) => return Err(format!("image {} not found", shown())),
+        Ok(meta) if !meta.is_file() => {
+            return Err(format!("image {} is not a regular file", shown()));
+        }
+        Ok(_) => {}
+    }
+    let mut unknown: Vec<String> = line.extra.keys().cloned().collect();
+    let mut boxes = Vec::with_capacity(line.boxes.len());
+    for b in line.boxes {
+        if b.x1 <= b.x0 || b.y1 <= b.y0 {
+            return Err(format!(
+                "empty box ({}, {})–({}, {})",
                 b.x0, b.y0, b.x1, b.y1
             ));
-            continue;
         }
-        dataset.samples.push(Sample {
-            image,
-            label: parsed.label,
-            boxes: parsed.boxes,
-            source,
+        unknown.extend(b.extra.keys().map(|k| format!("boxes[].{k}")));
+        boxes.push(LabelBox {
+            label: b.label,
+            x0: b.x0,
+            y0: b.y0,
+            x1: b.x1,
+            y1: b.y1,
         });
     }
-    Ok(dataset)
+    let sample = Sample {
+        image,
+        label: line.label,
+        boxes,
+        source,
+        extra: line.extra,
+    };
+    Ok((sample, unknown))
 }
 
 #[cfg(test)]
@@ -92,5 +141,6 @@ mod tests {
         assert!(data.skipped[0].contains("manifest.jsonl:3"));
         assert!(data.skipped[1].contains("missing.png"));
         assert!(data.skipped[2].contains("empty box"));
+        assert!(data.warnings.is_empty(), "{:?}", data.warnings);
     }
 }

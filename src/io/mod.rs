@@ -1,8 +1,11 @@
-//! File input and output shared by the library and the CLI: images in ([`images`]), PNG and
-//! `.npy` out ([`images`], [`npy`]), every output written atomically.
+//! File input and output shared by the library and the CLI: images in ([`images`]), class-name
+//! files ([`classes`]) and other outside text ([`text`]), PNG and `.npy` out ([`images`],
+//! [`npy`]), every output written atomically.
 
+pub mod classes;
 pub mod images;
 pub mod npy;
+pub mod text;
 
 use std::io::Write;
 use std::path::Path;
