@@ -8,6 +8,8 @@ They are short WordNet lemmas, one per synset, which torchvision made unique whe
 share a lemma ("crane bird" (134) and "crane" (517), "maillot" (638) and "maillot tank suit"
 (639)).
 
+torchvision's licence is copied next to the list as imagenet_classes.LICENSE.
+
 Run (torchvision 0.20.1; the script checks the count, uniqueness and the first and last names):
     .venv/bin/python weights/make_imagenet_classes.py
 """
