@@ -289,3 +289,30 @@ fn sglrp_info_describes_every_fixture() {
         );
     }
 }
+
+#[test]
+fn other_vgg_like_stacks_and_extra_tensors() {
+    let dir = tempfile::tempdir().unwrap();
+    // vgg19 without its last conv (features.34): blocks 2-2-4-4-3, not a standard VGG, still one.
+    let mut tensors: Vec<_> = raw("tv_vgg19")
+        .into_iter()
+        .filter(|t| !t.0.starts_with("features.34."))
+        .collect();
+    tensors.push(("aux_logits.weight".into(), vec![2], vec![0.5; 2]));
+    let path = dir.path().join("custom.safetensors");
+    write_safetensors(&path, &tensors, None);
+    let (model, report) = Model::load_reported(&path).unwrap();
+    assert_eq!(report.architecture, "VGG-like (15 convs, 5 pools)");
+    assert_eq!(
+        model.specs().len(),
+        Model::load(family("tv_vgg19")).unwrap().specs().len() - 1
+    );
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("ignored 1 tensor") && n.contains("`aux_logits.weight`")),
+        "{:?}",
+        report.notes
+    );
+}

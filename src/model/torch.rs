@@ -440,7 +440,7 @@ pub(super) fn load(
         Origin::Torchvision => classifier(file, channels, pools, eps, &mut folded)?,
         Origin::Timm => timm_head(file, channels, pools)?,
     };
-    let used: Vec<String> = file
+    let ignored: Vec<String> = file
         .names()
         .filter(|n| {
             !["features.", "classifier.", "pre_logits.", "head."]
@@ -449,13 +449,18 @@ pub(super) fn load(
         })
         .map(|n| format!("`{}`", file.original(n)))
         .collect();
-    if !used.is_empty() {
+    if !ignored.is_empty() {
         notes.push(format!(
             "ignored {} tensor{} that are not part of a VGG: {}",
-            used.len(),
-            if used.len() == 1 { "" } else { "s" },
-            used.iter().take(3).cloned().collect::<Vec<_>>().join(", ")
-                + if used.len() > 3 { ", …" } else { "" }
+            ignored.len(),
+            if ignored.len() == 1 { "" } else { "s" },
+            ignored
+                .iter()
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+                + if ignored.len() > 3 { ", …" } else { "" }
         ));
     }
     layers.push(Layer::Flatten);
@@ -470,12 +475,13 @@ pub(super) fn load(
         Some(name) if folded > 0 => format!("{name}_bn"),
         Some(name) => name.to_string(),
         None => format!(
-            "VGG-like ({} convs, {} pools)",
+            "VGG-like ({} convs, {} pools{})",
             specs
                 .iter()
                 .filter(|s| matches!(s, LayerSpec::Conv(_)))
                 .count(),
-            pools
+            pools,
+            if folded > 0 { ", batch-norm" } else { "" }
         ),
     };
     if folded > 0 {
