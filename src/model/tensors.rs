@@ -130,18 +130,11 @@ impl<'a> TensorFile<'a> {
         cout: usize,
         bias_optional: bool,
     ) -> Result<ConvParams> {
-        let weight = self.read(&format!("{prefix}.weight"), &[cout, cin, 3, 3])?;
-        let bias_name = format!("{prefix}.bias");
-        let bias = match self.read_optional(&bias_name, &[cout])? {
-            Some(bias) => bias,
-            None if bias_optional => vec![0.0; cout],
-            None => self.read(&bias_name, &[cout])?,
-        };
         Ok(ConvParams {
             cin,
             cout,
-            weight,
-            bias,
+            weight: self.read(&format!("{prefix}.weight"), &[cout, cin, 3, 3])?,
+            bias: self.bias(prefix, cout, bias_optional)?,
         })
     }
 
@@ -155,19 +148,22 @@ impl<'a> TensorFile<'a> {
             .skip(1)
             .try_fold(1usize, |n, &d| n.checked_mul(d))
             .ok_or_else(|| self.tensor_error(&weight_name, format!("shape {shape:?} overflows")))?;
-        let weight = self.read(&weight_name, shape)?;
-        let bias_name = format!("{prefix}.bias");
-        let bias = match self.read_optional(&bias_name, &[outputs])? {
-            Some(bias) => bias,
-            None if bias_optional => vec![0.0; outputs],
-            None => self.read(&bias_name, &[outputs])?,
-        };
         Ok(DenseParams {
             inputs,
             outputs,
-            weight,
-            bias,
+            weight: self.read(&weight_name, shape)?,
+            bias: self.bias(prefix, outputs, bias_optional)?,
         })
+    }
+
+    /// `prefix.bias` (`outputs`), or zeros if it is missing and `optional`.
+    fn bias(&self, prefix: &str, outputs: usize, optional: bool) -> Result<Vec<f32>> {
+        let name = format!("{prefix}.bias");
+        match self.read_optional(&name, &[outputs])? {
+            Some(bias) => Ok(bias),
+            None if optional => Ok(vec![0.0; outputs]),
+            None => self.read(&name, &[outputs]),
+        }
     }
 
     pub fn error(&self, message: impl Into<String>) -> Error {
