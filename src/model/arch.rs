@@ -1,4 +1,4 @@
-//! A VGG-family network described by data (SPEC §1): the layer sequence, parsed from the compact
+//! A VGG-family network described by data (docs/method.md §Network): the layer sequence, parsed from the compact
 //! token form `conv64 conv64 pool … flatten dense4096 dense10`, and the shapes it implies.
 
 use std::fmt;
@@ -70,7 +70,7 @@ impl fmt::Display for LayerSpec {
     }
 }
 
-/// The VGG16 conv stack and its ImageNet head (SPEC §1).
+/// The VGG16 conv stack and its ImageNet head (docs/method.md §Network).
 pub fn vgg16(classes: usize) -> Vec<LayerSpec> {
     use LayerSpec::*;
     let mut layers = Vec::new();
@@ -82,6 +82,11 @@ pub fn vgg16(classes: usize) -> Vec<LayerSpec> {
     layers
 }
 
+/// The largest input side a model may declare or imply, in pixels. VGG16 keeps about 1.2 KB of
+/// activations per input pixel and image (5 GB per image at 2048); no VGG checkpoint in use comes
+/// near it, and larger sides only serve to exhaust memory.
+pub const MAX_INPUT_SIDE: usize = 2048;
+
 /// A feature map: height, width, channels. After `flatten`, `h = w = 1` and `c` is the width.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dims {
@@ -91,12 +96,17 @@ pub struct Dims {
 }
 
 impl Dims {
+    /// The number of values, saturating: dims that [`infer_dims`] accepts never reach the bound.
     pub fn len(&self) -> usize {
-        self.h * self.w * self.c
+        self.h.saturating_mul(self.w).saturating_mul(self.c)
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    fn checked_len(&self) -> Option<usize> {
+        self.h.checked_mul(self.w)?.checked_mul(self.c)
     }
 }
 
@@ -110,44 +120,76 @@ impl fmt::Display for Dims {
     }
 }
 
-/// The input and output dims of every layer for an input of `side × side × 3`, checking the
-/// sequence is a valid VGG-family network: a conv first, convs and pools before one flatten, dense layers after
-/// it, at least one dense layer, no pool that empties the map, `affine` only before a conv/dense.
-pub fn infer_dims(layers: &[LayerSpec], side: usize) -> Result<Vec<(Dims, Dims)>> {
-    let arch = |m: String| Error::Architecture(m);
+/// The input and output dims of every layer as the layers compute them, for any sequence: a conv
+/// sets the channels, a pool halves the sides (floor), `flatten` makes one vector, a dense layer
+/// sets its width. Whether the sequence is a valid network is [`infer_dims`]'s question.
+pub fn layer_dims(layers: &[LayerSpec], side: usize) -> Vec<(Dims, Dims)> {
     let mut dims = Dims {
         h: side,
         w: side,
         c: 3,
     };
-    let mut flattened = false;
-    let mut out = Vec::with_capacity(layers.len());
-    for (i, &layer) in layers.iter().enumerate() {
-        let input = dims;
-        dims = match layer {
-            LayerSpec::Conv(c) if !flattened => Dims { c, ..dims },
-            LayerSpec::Pool if !flattened => {
-                if dims.h < 2 || dims.w < 2 {
-                    return Err(arch(format!(
-                        "layer {i} (pool): a {} map is too small to pool; use a larger input",
-                        dims
-                    )));
-                }
-                Dims {
+    layers
+        .iter()
+        .map(|&layer| {
+            let input = dims;
+            dims = match layer {
+                LayerSpec::Conv(c) => Dims { c, ..dims },
+                LayerSpec::Pool => Dims {
                     h: dims.h / 2,
                     w: dims.w / 2,
                     ..dims
-                }
-            }
-            LayerSpec::Flatten if !flattened => {
-                flattened = true;
-                Dims {
+                },
+                LayerSpec::Flatten => Dims {
                     h: 1,
                     w: 1,
                     c: dims.len(),
-                }
+                },
+                LayerSpec::Dense(n) => Dims { h: 1, w: 1, c: n },
+                LayerSpec::Affine => dims,
+            };
+            (input, dims)
+        })
+        .collect()
+}
+
+/// The input and output dims of every layer for an input of `side × side × 3`, checking the
+/// sequence is a valid VGG-family network: an input side of 1 to [`MAX_INPUT_SIDE`], a conv first,
+/// convs and pools before one flatten, dense layers after it, at least one dense layer, no layer
+/// without outputs, no pool that empties the map, no size that overflows, `affine` only after a
+/// conv/dense layer's ReLU and before a conv/dense layer.
+pub fn infer_dims(layers: &[LayerSpec], side: usize) -> Result<Vec<(Dims, Dims)>> {
+    let arch = |m: String| Err(Error::Architecture(m));
+    if !(1..=MAX_INPUT_SIDE).contains(&side) {
+        return arch(format!(
+            "input side {side}: expected 1 to {MAX_INPUT_SIDE} pixels"
+        ));
+    }
+    let dims = layer_dims(layers, side);
+    let mut flattened = false;
+    for (i, (&layer, (input, output))) in layers.iter().zip(&dims).enumerate() {
+        let misplaced = match layer {
+            LayerSpec::Conv(_) | LayerSpec::Pool => flattened,
+            LayerSpec::Dense(_) => !flattened,
+            LayerSpec::Flatten => std::mem::replace(&mut flattened, true),
+            LayerSpec::Affine => false,
+        };
+        if misplaced {
+            return arch(format!(
+                "layer {i} ({layer}): convs and pools come before `flatten`, dense layers after it"
+            ));
+        }
+        match layer {
+            LayerSpec::Conv(0) | LayerSpec::Dense(0) => {
+                return arch(format!(
+                    "layer {i} ({layer}): a layer needs at least one output"
+                ));
             }
-            LayerSpec::Dense(n) if flattened => Dims { h: 1, w: 1, c: n },
+            LayerSpec::Pool if input.h < 2 || input.w < 2 => {
+                return arch(format!(
+                    "layer {i} (pool): a {input} map is too small to pool; use a larger input"
+                ));
+            }
             LayerSpec::Affine => {
                 let next = layers.get(i + 1).copied();
                 let next_ok = matches!(next, Some(LayerSpec::Conv(_) | LayerSpec::Dense(_)))
@@ -158,29 +200,49 @@ pub fn infer_dims(layers: &[LayerSpec], side: usize) -> Result<Vec<(Dims, Dims)>
                     Some(LayerSpec::Conv(_) | LayerSpec::Dense(_))
                 );
                 if !next_ok || !after_relu {
-                    return Err(arch(format!(
+                    return arch(format!(
                         "layer {i} (affine): must follow a conv/dense layer's ReLU and precede a conv or dense layer"
-                    )));
+                    ));
                 }
-                dims
             }
-            _ => {
-                return Err(arch(format!(
-                    "layer {i} ({layer}): convs and pools come before `flatten`, dense layers after it"
-                )));
-            }
-        };
-        out.push((input, dims));
+            _ => {}
+        }
+        if input.checked_len().is_none() || output.checked_len().is_none() {
+            return arch(format!(
+                "layer {i} ({layer}): a {}×{}×{} map is too large to address",
+                output.h, output.w, output.c
+            ));
+        }
     }
     if !matches!(layers.first(), Some(LayerSpec::Conv(_))) {
-        return Err(arch("a VGG-family network starts with a conv layer".into()));
+        return arch("a VGG-family network starts with a conv layer".into());
     }
     if !matches!(layers.last(), Some(LayerSpec::Dense(_))) {
-        return Err(arch(
-            "the last layer must be a dense layer (the logits)".into(),
-        ));
+        return arch("the last layer must be a dense layer (the logits)".into());
     }
-    Ok(out)
+    Ok(dims)
+}
+
+/// The torchvision/timm name of a standard VGG conv stack (convs per block of five), if it is one.
+pub fn vgg_name(layers: &[LayerSpec]) -> Option<&'static str> {
+    let mut blocks = vec![0usize];
+    for layer in layers {
+        match layer {
+            LayerSpec::Conv(_) => *blocks.last_mut()? += 1,
+            LayerSpec::Pool => blocks.push(0),
+            _ => {}
+        }
+    }
+    if blocks.pop() != Some(0) {
+        return None;
+    }
+    match blocks.as_slice() {
+        [1, 1, 2, 2, 2] => Some("vgg11"),
+        [2, 2, 2, 2, 2] => Some("vgg13"),
+        [2, 2, 3, 3, 3] => Some("vgg16"),
+        [2, 2, 4, 4, 4] => Some("vgg19"),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -229,5 +291,46 @@ mod tests {
         }
         let tiny = LayerSpec::parse_list("conv8 pool pool pool flatten dense2").unwrap();
         assert!(infer_dims(&tiny, 4).is_err());
+        for widthless in [
+            vec![LayerSpec::Conv(0), LayerSpec::Flatten, LayerSpec::Dense(2)],
+            vec![LayerSpec::Conv(4), LayerSpec::Flatten, LayerSpec::Dense(0)],
+        ] {
+            let err = infer_dims(&widthless, 32).unwrap_err().to_string();
+            assert!(err.contains("at least one output"), "{err}");
+        }
+    }
+
+    #[test]
+    fn sizes_are_bounded_and_never_overflow() {
+        let layers = LayerSpec::parse_list("conv4 pool flatten dense2").unwrap();
+        for side in [0, MAX_INPUT_SIDE + 1, 1 << 32, usize::MAX] {
+            let err = infer_dims(&layers, side).unwrap_err().to_string();
+            assert!(err.contains("expected 1 to 2048"), "{side}: {err}");
+        }
+        assert!(infer_dims(&layers, MAX_INPUT_SIDE).is_ok());
+        let huge = [
+            LayerSpec::Conv(usize::MAX / 2),
+            LayerSpec::Flatten,
+            LayerSpec::Dense(2),
+        ];
+        let err = infer_dims(&huge, 64).unwrap_err().to_string();
+        assert!(err.contains("too large"), "{err}");
+        // The shapes of any sequence are defined, saturating.
+        let dims = layer_dims(&huge, usize::MAX);
+        assert_eq!(dims[1].1.c, usize::MAX);
+    }
+
+    #[test]
+    fn standard_conv_stacks_are_named() {
+        assert_eq!(vgg_name(&vgg16(1000)), Some("vgg16"));
+        let vgg11 = "conv4 pool conv8 pool conv16 conv16 pool conv32 conv32 pool conv32 conv32 pool flatten dense10";
+        assert_eq!(
+            vgg_name(&LayerSpec::parse_list(vgg11).unwrap()),
+            Some("vgg11")
+        );
+        let short = "conv4 pool conv8 pool flatten dense10";
+        assert_eq!(vgg_name(&LayerSpec::parse_list(short).unwrap()), None);
+        let unpooled = "conv4 pool conv8 pool conv16 conv16 pool conv32 conv32 pool conv32 conv32 flatten dense10";
+        assert_eq!(vgg_name(&LayerSpec::parse_list(unpooled).unwrap()), None);
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! A forward pass costs `2·H·W·Cin·Cout·9` per conv and `2·in·out` per dense layer. One
 //! explanation (one method, one target) adds, per layer, the z⁺ denominator (a forward-sized
-//! product) and the transposed product (SPEC §4); the first conv's z^B rule runs both on the
+//! product) and the transposed product (docs/method.md §Rules); the first conv's z^B rule runs both on the
 //! doubled input `[x − l | x − h]`, so it costs twice that. Each further method or target of the
 //! same image shares the forward pass and the denominators and adds only the transposed
 //! products; the `innvestigate` preset doubles those (two passes per explanation).
@@ -19,31 +19,37 @@ pub struct LayerCost {
     pub transpose: u64,
 }
 
-/// The cost of every layer, from the layer list and its dims ([`super::infer_dims`]).
+/// The cost of every layer, from the layer list and its dims ([`super::infer_dims`]). Counts
+/// saturate at `u64::MAX`, so that dims of any size are safe to pass.
 pub fn layer_costs(specs: &[LayerSpec], dims: &[(Dims, Dims)]) -> Vec<LayerCost> {
+    let product = |factors: &[usize]| {
+        factors
+            .iter()
+            .fold(1u64, |n, &f| n.saturating_mul(f as u64))
+    };
     specs
         .iter()
         .zip(dims)
         .enumerate()
         .map(|(i, (spec, (input, output)))| match spec {
             LayerSpec::Conv(_) => {
-                let macs = (output.h * output.w * input.c * output.c * 9) as u64;
+                let macs = product(&[output.h, output.w, input.c, output.c, 9]);
                 // z^B: the first conv's rule runs on 2·Cin input channels.
-                let rule = if i == 0 { 2 * macs } else { macs };
+                let rule = macs.saturating_mul(if i == 0 { 2 } else { 1 });
                 LayerCost {
-                    params: (output.c * (input.c * 9 + 1)) as u64,
-                    forward: 2 * macs,
-                    denominator: 2 * rule,
-                    transpose: 2 * rule,
+                    params: product(&[output.c, input.c, 9]).saturating_add(output.c as u64),
+                    forward: macs.saturating_mul(2),
+                    denominator: rule.saturating_mul(2),
+                    transpose: rule.saturating_mul(2),
                 }
             }
             LayerSpec::Dense(_) => {
-                let macs = (input.len() * output.c) as u64;
+                let macs = product(&[input.len(), output.c]);
                 LayerCost {
-                    params: macs + output.c as u64,
-                    forward: 2 * macs,
-                    denominator: 2 * macs,
-                    transpose: 2 * macs,
+                    params: macs.saturating_add(output.c as u64),
+                    forward: macs.saturating_mul(2),
+                    denominator: macs.saturating_mul(2),
+                    transpose: macs.saturating_mul(2),
                 }
             }
             _ => LayerCost::default(),

@@ -1,260 +1,119 @@
-//! Loading safetensors files: torchvision VGG keys, timm `vgg16.tv_in1k` keys and sglrp's own
-//! format (README, "Model files"). Every failure names the file, the tensor and what was expected.
+//! Loading safetensors files: torchvision and timm VGG state dicts ([`super::torch`]) and sglrp's
+//! own format (README, "Model files"). Every failure names the file, the tensor or key and what
+//! was expected.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use safetensors::{Dtype as StDtype, SafeTensors};
+use safetensors::SafeTensors;
 
-use super::{ConvParams, DenseParams, Dims, Layer, LayerSpec, Model, Preprocess, infer_dims};
+use super::fold::{FlattenOrder, fold_affine, reorder_flatten};
+use super::tensors::TensorFile;
+use super::torch::{self, DEFAULT_BN_EPS};
+use super::{
+    Layer, LayerSpec, MAX_INPUT_SIDE, Model, Preprocess, infer_dims, layer_dims, vgg_name,
+};
 use crate::error::{Error, Result};
 
-pub(super) fn load(path: &Path) -> Result<Model> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+/// The layout a model file was read in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// A torchvision VGG state dict (`features.N`, `classifier.N`).
+    Torchvision,
+    /// A timm VGG state dict (`features.N`, `pre_logits.fc1/fc2`, `head.fc`).
+    Timm,
+    /// sglrp's own format (`sglrp.*` metadata, `layers.i.*` tensors).
+    Own,
+}
+
+/// What loading a model found and did, for a caller to show.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadReport {
+    pub layout: Layout,
+    /// The architecture recognised: `vgg16_bn`, `vgg11`, or `VGG-like (…)`.
+    pub architecture: String,
+    /// Warnings where the result is still right, one line each: a wrapper prefix removed,
+    /// batch-norms folded, class names supplied, tensors ignored.
+    pub notes: Vec<String>,
+}
+
+/// The metadata key that sets the batch-norms' ε of a torchvision/timm state dict.
+const BN_EPS_KEY: &str = "sglrp.bn_eps";
+
+pub(super) fn load(path: &Path) -> Result<(Model, LoadReport)> {
+    let bytes = super::file::read_safetensors(path)?;
+    parse(&bytes, path)
+}
+
+/// Parses a whole safetensors file held in memory; `path` names it in errors.
+pub(super) fn parse(bytes: &[u8], path: &Path) -> Result<(Model, LoadReport)> {
     let not_safetensors = |e: safetensors::SafeTensorError| {
         Error::weights(path, format!("not a valid safetensors file ({e})"))
     };
-    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(not_safetensors)?;
-    let tensors = SafeTensors::deserialize(&bytes).map_err(not_safetensors)?;
-    let file = File { path, tensors };
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(not_safetensors)?;
+    let tensors = SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
+    let mut file = TensorFile::new(path, tensors);
     let metadata = header.metadata().clone().unwrap_or_default();
-    let model = if metadata.contains_key("sglrp.format") {
-        own_format(&file, &metadata)?
-    } else if file.has("pre_logits.fc1.weight") {
-        torch_hub(&file, Origin::Timm)?
-    } else if file.names().any(|n| n.starts_with("classifier.")) {
-        torch_hub(&file, Origin::Torchvision)?
+    let mut notes = Vec::new();
+    let (model, layout, architecture) = if metadata.contains_key("sglrp.format") {
+        let model = own_format(&file, &metadata)?;
+        let architecture = vgg_name(&model.specs()).map_or("VGG-like".into(), String::from);
+        (model, Layout::Own, architecture)
+    } else if let Some(origin) = torch::detect(&mut file, &mut notes)? {
+        let eps = bn_eps(&file, &metadata)?;
+        let (model, architecture) = torch::load(&file, origin, eps, &mut notes)?;
+        let layout = match origin {
+            torch::Origin::Torchvision => Layout::Torchvision,
+            torch::Origin::Timm => Layout::Timm,
+        };
+        (model, layout, architecture)
     } else {
+        let some: Vec<String> = file.names().take(3).map(|n| format!("`{n}`")).collect();
         return Err(Error::weights(
             path,
-            "not a VGG weights file: expected sglrp metadata (`sglrp.format`), torchvision keys \
-             (`features.N.weight`, `classifier.N.weight`) or timm keys (`pre_logits.fc1.weight`, `head.fc.weight`)",
+            format!(
+                "not a VGG weights file: found {}; expected sglrp metadata (`sglrp.format`), \
+                 torchvision keys (`features.N.weight`, `classifier.N.weight`) or timm keys \
+                 (`pre_logits.fc1.weight`, `head.fc.weight`)",
+                if some.is_empty() {
+                    "no tensors".to_string()
+                } else {
+                    format!("tensors {}", some.join(", "))
+                }
+            ),
         ));
     };
     model
         .validate()
         .map_err(|e| Error::weights(path, e.to_string()))?;
-    Ok(model)
-}
-
-/// A parsed safetensors file and its path, for error messages.
-struct File<'a> {
-    path: &'a Path,
-    tensors: SafeTensors<'a>,
-}
-
-impl File<'_> {
-    fn names(&self) -> impl Iterator<Item = &str> {
-        self.tensors.iter().map(|(name, _)| name)
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.tensors.tensor(name).is_ok()
-    }
-
-    fn shape(&self, name: &str) -> Result<Vec<usize>> {
-        self.tensors
-            .tensor(name)
-            .map(|t| t.shape().to_vec())
-            .map_err(|_| Error::tensor(self.path, name, "missing"))
-    }
-
-    /// Reads a tensor as f32, checking its shape, dtype and that every value is finite.
-    fn read(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>> {
-        let err = |message: String| Error::tensor(self.path, name, message);
-        let view = self
-            .tensors
-            .tensor(name)
-            .map_err(|_| err(format!("missing (expected shape {shape:?})")))?;
-        if view.shape() != shape {
-            return Err(err(format!(
-                "expected shape {shape:?}, found {:?}",
-                view.shape()
-            )));
-        }
-        let data = view.data();
-        let values: Vec<f32> = match view.dtype() {
-            StDtype::F32 => data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            StDtype::F16 => data
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            StDtype::BF16 => data
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            other => {
-                return Err(err(format!(
-                    "unsupported dtype {other:?} (expected F32, F16 or BF16)"
-                )));
-            }
-        };
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-            return Err(err(format!(
-                "value {} at flat index {i} is not finite",
-                values[i]
-            )));
-        }
-        Ok(values)
-    }
-
-    fn conv(&self, prefix: &str, cin: usize, cout: usize) -> Result<ConvParams> {
-        Ok(ConvParams {
-            cin,
-            cout,
-            weight: self.read(&format!("{prefix}.weight"), &[cout, cin, 3, 3])?,
-            bias: self.read(&format!("{prefix}.bias"), &[cout])?,
-        })
-    }
-
-    /// A dense layer; `shape` is the weight's shape in the file (2-D, or 4-D for timm's conv form).
-    fn dense(&self, prefix: &str, shape: &[usize]) -> Result<DenseParams> {
-        let (outputs, inputs) = (shape[0], shape[1..].iter().product());
-        Ok(DenseParams {
-            inputs,
-            outputs,
-            weight: self.read(&format!("{prefix}.weight"), shape)?,
-            bias: self.read(&format!("{prefix}.bias"), &[outputs])?,
-        })
-    }
-
-    fn error(&self, message: impl Into<String>) -> Error {
-        Error::weights(self.path, message)
-    }
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Origin {
-    Torchvision,
-    Timm,
-}
-
-/// torchvision (`features.N`, `classifier.N`) and timm (`features.N`, `pre_logits.fc1/fc2`,
-/// `head.fc`) VGGs: the architecture follows from the keys and shapes.
-fn torch_hub(file: &File, origin: Origin) -> Result<Model> {
-    let indexed = |prefix: &str| -> Vec<usize> {
-        let mut found: Vec<usize> = file
-            .names()
-            .filter_map(|n| {
-                n.strip_prefix(prefix)?
-                    .strip_suffix(".weight")?
-                    .parse()
-                    .ok()
-            })
-            .collect();
-        found.sort_unstable();
-        found
-    };
-    if file
-        .names()
-        .any(|n| n.starts_with("features.") && n.ends_with("running_mean"))
-    {
-        return Err(file.error(
-            "batch-norm directly after a conv (vgg*_bn) is not supported: SPEC §1 folds only batch-norms that follow a ReLU",
-        ));
-    }
-    let convs = indexed("features.");
-    if convs.is_empty() {
-        return Err(Error::tensor(file.path, "features.0.weight", "missing"));
-    }
-    // torchvision's `features` is conv, ReLU, [pool,] conv, …: a gap of 3 indices holds a pool.
-    let mut layers = Vec::new();
-    let mut cin = 3;
-    let mut pools = 0;
-    for (k, &index) in convs.iter().enumerate() {
-        let prefix = format!("features.{index}");
-        let shape = file.shape(&format!("{prefix}.weight"))?;
-        let cout = shape[0];
-        layers.push(Layer::Conv(file.conv(&prefix, cin, cout)?));
-        cin = cout;
-        match convs.get(k + 1).map(|next| next - index) {
-            Some(2) => {}
-            Some(3) | None => {
-                layers.push(Layer::Pool);
-                pools += 1;
-            }
-            Some(_) => {
-                return Err(file.error(format!(
-                    "features.{index} and features.{}: expected conv, ReLU[, pool] between convs",
-                    convs[k + 1]
-                )));
-            }
-        }
-    }
-    layers.push(Layer::Flatten);
-    let dense_prefixes: Vec<String> = match origin {
-        Origin::Torchvision => indexed("classifier.")
-            .into_iter()
-            .map(|i| format!("classifier.{i}"))
-            .collect(),
-        Origin::Timm => ["pre_logits.fc1", "pre_logits.fc2", "head.fc"]
-            .map(String::from)
-            .to_vec(),
-    };
-    let mut side = None;
-    for (k, prefix) in dense_prefixes.iter().enumerate() {
-        let shape = file.shape(&format!("{prefix}.weight"))?;
-        let dense = if k == 0 {
-            // The first dense layer's width fixes the spatial side of the last feature map.
-            let inputs: usize = shape[1..].iter().product();
-            let spatial = ((inputs / cin.max(1)) as f64).sqrt().round() as usize;
-            if shape.len() < 2 || spatial == 0 || spatial * spatial * cin != inputs {
-                return Err(Error::tensor(
-                    file.path,
-                    format!("{prefix}.weight"),
-                    format!(
-                        "expected {cin}·s·s input features (s×s×{cin} after the last pool), found shape {shape:?}"
-                    ),
-                ));
-            }
-            side = Some(spatial << pools);
-            file.dense(prefix, &shape)?
-        } else {
-            let inputs = match layers.last() {
-                Some(Layer::Dense(p)) => p.outputs,
-                _ => unreachable!("dense layers follow the first one"),
-            };
-            let expected = match origin {
-                Origin::Timm if k == 1 => vec![shape[0], inputs, 1, 1],
-                _ => vec![shape[0], inputs],
-            };
-            if shape != expected {
-                return Err(Error::tensor(
-                    file.path,
-                    format!("{prefix}.weight"),
-                    format!("expected shape {expected:?}, found {shape:?}"),
-                ));
-            }
-            file.dense(prefix, &shape)?
-        };
-        layers.push(Layer::Dense(dense));
-    }
-    let side = side.ok_or_else(|| Error::tensor(file.path, "classifier.0.weight", "missing"))?;
-    reorder_flatten(&mut layers, side, FlattenOrder::Chw);
-    let classes = match layers.last() {
-        Some(Layer::Dense(p)) => Model::default_classes(p.outputs),
-        _ => unreachable!(),
-    };
-    Ok(Model {
-        name: match origin {
-            Origin::Torchvision => "torchvision VGG".into(),
-            Origin::Timm => "timm VGG".into(),
+    Ok((
+        model,
+        LoadReport {
+            layout,
+            architecture,
+            notes,
         },
-        layers,
-        input_side: side,
-        preprocess: Preprocess::torchvision(),
-        classes,
-    })
+    ))
+}
+
+/// `sglrp.bn_eps` if the file sets it, else PyTorch's default.
+fn bn_eps(file: &TensorFile, metadata: &HashMap<String, String>) -> Result<f64> {
+    let Some(text) = metadata.get(BN_EPS_KEY) else {
+        return Ok(DEFAULT_BN_EPS);
+    };
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|e| e.is_finite() && *e > 0.0)
+        .ok_or_else(|| {
+            file.error(format!(
+                "metadata `{BN_EPS_KEY}` is `{text}`: expected a positive number, e.g. `1e-5`"
+            ))
+        })
 }
 
 /// sglrp's own format: the metadata describes the network, tensors are `layers.i.*`.
-fn own_format(file: &File, metadata: &HashMap<String, String>) -> Result<Model> {
+fn own_format(file: &TensorFile, metadata: &HashMap<String, String>) -> Result<Model> {
     let get = |key: &str| -> Result<&str> {
         metadata
             .get(key)
@@ -270,9 +129,18 @@ fn own_format(file: &File, metadata: &HashMap<String, String>) -> Result<Model> 
     }
     let specs =
         LayerSpec::parse_list(get("sglrp.layers")?).map_err(|e| meta_err("sglrp.layers", e))?;
-    let side: usize = get("sglrp.input_size")?.trim().parse().map_err(|_| {
-        file.error("metadata `sglrp.input_size`: expected the input side in pixels, e.g. `224`")
-    })?;
+    let side_text = get("sglrp.input_size")?;
+    let side = side_text
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|s| (1..=MAX_INPUT_SIDE).contains(s))
+        .ok_or_else(|| {
+            file.error(format!(
+                "metadata `sglrp.input_size` is `{side_text}`: expected the input side in pixels, \
+                 1 to {MAX_INPUT_SIDE}, e.g. `224`"
+            ))
+        })?;
     let dims = infer_dims(&specs, side).map_err(|e| meta_err("sglrp.layers", e))?;
     let order = match get("sglrp.flatten")? {
         "chw" => FlattenOrder::Chw,
@@ -291,10 +159,14 @@ fn own_format(file: &File, metadata: &HashMap<String, String>) -> Result<Model> 
     for (i, (spec, (input, output))) in specs.iter().zip(&dims).enumerate() {
         let prefix = format!("layers.{i}");
         match *spec {
-            LayerSpec::Conv(cout) => layers.push(Layer::Conv(file.conv(&prefix, input.c, cout)?)),
-            LayerSpec::Dense(n) => {
-                layers.push(Layer::Dense(file.dense(&prefix, &[n, input.len()])?))
+            LayerSpec::Conv(cout) => {
+                layers.push(Layer::Conv(file.conv(&prefix, input.c, cout, false)?))
             }
+            LayerSpec::Dense(n) => layers.push(Layer::Dense(file.dense(
+                &prefix,
+                &[n, input.len()],
+                false,
+            )?)),
             LayerSpec::Pool => layers.push(Layer::Pool),
             LayerSpec::Flatten => layers.push(Layer::Flatten),
             LayerSpec::Affine => {
@@ -305,7 +177,8 @@ fn own_format(file: &File, metadata: &HashMap<String, String>) -> Result<Model> 
             }
         }
     }
-    reorder_flatten(&mut layers, side, order);
+    let built: Vec<LayerSpec> = layers.iter().map(Layer::spec).collect();
+    reorder_flatten(&mut layers, &layer_dims(&built, side), order);
     for (next, scale, shift) in affines {
         fold_affine(&mut layers, next, &scale, &shift);
     }
@@ -337,76 +210,4 @@ fn own_format(file: &File, metadata: &HashMap<String, String>) -> Result<Model> 
         preprocess,
         classes,
     })
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum FlattenOrder {
-    Chw,
-    Hwc,
-}
-
-/// Permutes the columns of the dense layer after `flatten` from the file's order into the
-/// engine's (H, W, C) order.
-fn reorder_flatten(layers: &mut [Layer], side: usize, order: FlattenOrder) {
-    if order == FlattenOrder::Hwc {
-        return;
-    }
-    let specs: Vec<LayerSpec> = layers.iter().map(Layer::spec).collect();
-    let dims = infer_dims(&specs, side).expect("validated before");
-    let Some(flatten) = specs.iter().position(|s| *s == LayerSpec::Flatten) else {
-        return;
-    };
-    let Dims { h, w, c } = dims[flatten].0;
-    if let Some(Layer::Dense(dense)) = layers.get_mut(flatten + 1) {
-        let mut reordered = vec![0.0; dense.weight.len()];
-        for (src, dst) in dense
-            .weight
-            .chunks_exact(dense.inputs)
-            .zip(reordered.chunks_exact_mut(dense.inputs))
-        {
-            for y in 0..h {
-                for x in 0..w {
-                    for ch in 0..c {
-                        dst[(y * w + x) * c + ch] = src[(ch * h + y) * w + x];
-                    }
-                }
-            }
-        }
-        dense.weight = reordered;
-    }
-}
-
-/// Folds `a ↦ scale·a + shift` (per channel or feature) into the next conv/dense layer, at
-/// position `next` or after a flatten there (SPEC §1): W' = W·diag(scale), b' = W·shift + b.
-/// For a conv, zero padding is not shifted, so the fold is exact only away from the border.
-fn fold_affine(layers: &mut [Layer], next: usize, scale: &[f32], shift: &[f32]) {
-    let target = if matches!(layers[next], Layer::Flatten) {
-        next + 1
-    } else {
-        next
-    };
-    let features = scale.len();
-    match &mut layers[target] {
-        Layer::Dense(p) => {
-            for (row, b) in p.weight.chunks_exact_mut(p.inputs).zip(&mut p.bias) {
-                let mut add = 0.0f64;
-                for (j, w) in row.iter_mut().enumerate() {
-                    add += *w as f64 * shift[j % features] as f64;
-                    *w *= scale[j % features];
-                }
-                *b += add as f32;
-            }
-        }
-        Layer::Conv(p) => {
-            for (row, b) in p.weight.chunks_exact_mut(p.cin * 9).zip(&mut p.bias) {
-                let mut add = 0.0f64;
-                for (j, w) in row.iter_mut().enumerate() {
-                    add += *w as f64 * shift[j / 9] as f64;
-                    *w *= scale[j / 9];
-                }
-                *b += add as f32;
-            }
-        }
-        _ => unreachable!("infer_dims allows affine only before conv/dense"),
-    }
 }

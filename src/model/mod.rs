@@ -1,14 +1,23 @@
-//! The model: a VGG-family network (SPEC §1) with its weights on the host, its pre-processing and
-//! its class names. Backends prepare their own weight layouts from it.
+//! The model: a VGG-family network (docs/method.md §Network) with its weights on the host, its
+//! pre-processing and its class names. Backends prepare their own weight layouts from it.
 
 mod arch;
 mod cost;
+mod file;
+mod fold;
+mod imagenet;
 mod load;
 mod preprocess;
 mod save;
+mod tensors;
+mod torch;
 
-pub use arch::{Dims, LayerSpec, infer_dims, vgg16};
+use std::path::Path;
+
+pub use arch::{Dims, LayerSpec, MAX_INPUT_SIDE, infer_dims, layer_dims, vgg_name, vgg16};
 pub use cost::{LayerCost, layer_costs};
+pub use imagenet::imagenet_classes;
+pub use load::{Layout, LoadReport};
 pub use preprocess::{Channels, Preprocess, Resize};
 pub use save::Dtype;
 
@@ -65,17 +74,29 @@ impl Layer {
 
 impl Model {
     /// Loads a safetensors file in any of the supported layouts (see README, "Model files").
-    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Model> {
+    pub fn load(path: impl AsRef<Path>) -> Result<Model> {
+        Ok(Model::load_reported(path)?.0)
+    }
+
+    /// [`Model::load`], with what the loader found and did (layout, architecture, notes to show).
+    pub fn load_reported(path: impl AsRef<Path>) -> Result<(Model, LoadReport)> {
         load::load(path.as_ref())
+    }
+
+    /// Parses a whole safetensors file held in memory, as [`Model::load_reported`] reads one;
+    /// `path` names it in errors.
+    pub fn from_safetensors(bytes: &[u8], path: impl AsRef<Path>) -> Result<(Model, LoadReport)> {
+        load::parse(bytes, path.as_ref())
     }
 
     pub fn specs(&self) -> Vec<LayerSpec> {
         self.layers.iter().map(Layer::spec).collect()
     }
 
-    /// (input, output) dims of every layer.
+    /// (input, output) dims of every layer, as the layers compute them ([`layer_dims`]); for a
+    /// model that [`Model::validate`] accepts, those of [`infer_dims`].
     pub fn dims(&self) -> Vec<(Dims, Dims)> {
-        infer_dims(&self.specs(), self.input_side).expect("a built model is valid")
+        layer_dims(&self.specs(), self.input_side)
     }
 
     pub fn num_classes(&self) -> usize {
@@ -111,17 +132,19 @@ impl Model {
     /// parameter is finite. Loaders call it; so can code that builds a model by hand.
     pub fn validate(&self) -> Result<()> {
         let dims = infer_dims(&self.specs(), self.input_side)?;
+        let product = |a: usize, b: usize, c: usize| a.checked_mul(b)?.checked_mul(c);
         for (i, (layer, (input, output))) in self.layers.iter().zip(&dims).enumerate() {
             let (weight, bias, shape_ok) = match layer {
                 Layer::Conv(p) => (
                     &p.weight,
                     &p.bias,
-                    p.cin == input.c && p.weight.len() == p.cout * p.cin * 9,
+                    p.cin == input.c && Some(p.weight.len()) == product(p.cout, p.cin, 9),
                 ),
                 Layer::Dense(p) => (
                     &p.weight,
                     &p.bias,
-                    p.inputs == input.len() && p.weight.len() == p.outputs * p.inputs,
+                    p.inputs == input.len()
+                        && Some(p.weight.len()) == product(p.outputs, p.inputs, 1),
                 ),
                 _ => continue,
             };
@@ -151,5 +174,30 @@ impl Model {
     /// Default class names `class 0`, `class 1`, …
     pub fn default_classes(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("class {i}")).collect()
+    }
+
+    /// Replaces the class names by `names`, read from `source` (named in errors): one per output,
+    /// none empty.
+    pub fn set_classes(&mut self, names: Vec<String>, source: &Path) -> Result<()> {
+        let outputs = match self.layers.last() {
+            Some(Layer::Dense(p)) => p.outputs,
+            _ => self.classes.len(),
+        };
+        if names.len() != outputs {
+            return Err(Error::Request(format!(
+                "{}: {} class names, but the model has {outputs} outputs (expected one name per \
+                 output, in output order)",
+                source.display(),
+                names.len()
+            )));
+        }
+        if let Some(i) = names.iter().position(|n| n.trim().is_empty()) {
+            return Err(Error::Request(format!(
+                "{}: class name {i} is empty",
+                source.display()
+            )));
+        }
+        self.classes = names;
+        Ok(())
     }
 }
