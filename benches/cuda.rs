@@ -2,7 +2,7 @@
 //! run there. VGG16 with the random weights of benches/cpu.rs, then one of:
 //!
 //! ```text
-//! cuda verify [--batch 8] [--side 224] [--json F] [--md F]  CPU reference vs CUDA, SPEC §9; exit 1 past it
+//! cuda verify [--batch 8] [--side 224] [--json F] [--md F]  CPU reference vs CUDA, docs/numerics.md §Bounds; exit 1 past it
 //! cuda bench [--batch-sizes 1,8,32] [--side 224] [--repeats 5] [--json F] [--md F]
 //! cuda explain-once [--batch 1] [--side 224]                one SGLRP explanation (for ncu)
 //! cuda save-model PATH [--side 224]                         the weights, for benches/zennit_gpu.py

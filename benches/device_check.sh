@@ -150,7 +150,7 @@ md = [f"# CUDA device check — {report['gpu']} — {report['date']}", '',
 md += [f"| {s['step']} | {s['exit']} | {s['seconds']} |" for s in steps]
 md += ['', '## GPU tests (cuda_ops --include-ignored)', ''] + [f'- {s}' for s in summary]
 md += [f'- {l.strip()}' for l in tests.splitlines() if 'FAILED' in l or 'panicked' in l]
-md += ['', '## verify (CUDA f32 vs CPU, SPEC §9)', '', '### VGG16, random weights (benches/cuda.rs verify)', '',
+md += ['', '## verify (CUDA f32 vs CPU, docs/numerics.md §Bounds)', '', '### VGG16, random weights (benches/cuda.rs verify)', '',
        text('verify.md') or '(no result)', '', '### the demo model on the bundled samples (sglrp verify --device cuda)', '',
        text('cli_verify.out').strip() or '(no result)', '',
        f"**verify {'PASSED' if verify_ok else 'FAILED'}**", '', '## bench', '', text('bench.md') or '(no result)',

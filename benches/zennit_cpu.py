@@ -3,7 +3,7 @@
 
 Times, after a warm-up, for N repeats of one batch:
   forward  plain forward under torch.no_grad()
-  lrp      zennit preset (SPEC §5): ZBox on the first conv, ZPlus on every other conv and linear layer, Pass on
+  lrp      zennit preset (docs/method.md §Presets): ZBox on the first conv, ZPlus on every other conv and linear layer, Pass on
            ReLU; attr_output = one-hot(top-1) * z_t
   sglrp    same composite; attr_output = SGLRP head: y_t(1 - y_t) on the target, -y_t y_n elsewhere (y = softmax z)
 Target = top-1 class. Prints images/s for each and the ratio explanation time / forward time.

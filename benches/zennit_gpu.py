@@ -5,7 +5,7 @@ else torchvision's random initialisation (the timing does not depend on the valu
 
 Times, after a warm-up, for N repeats of each batch size, with torch.cuda.synchronize() around each:
   forward  plain forward under torch.no_grad()
-  lrp      zennit preset (SPEC §5): ZBox on the first conv, ZPlus on every other conv and linear layer, Pass on
+  lrp      zennit preset (docs/method.md §Presets): ZBox on the first conv, ZPlus on every other conv and linear layer, Pass on
            ReLU; attr_output = one-hot(top-1) * z_t
   clrp     same composite, CLRP head
   sglrp    same composite, SGLRP head

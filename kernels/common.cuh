@@ -1,4 +1,4 @@
-// common.cuh — helpers shared by every kernel: the stabiliser of SPEC §4 and warp reductions.
+// common.cuh — helpers shared by every kernel: the stabiliser of docs/method.md §Rules and warp reductions.
 //
 // The tile sizes (CONV_BM, DENSE_ROWS, …) arrive as -D defines from src/backend/cuda/config.rs;
 // nothing here has a default, so a kernel built without them fails to compile.

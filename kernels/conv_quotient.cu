@@ -1,7 +1,7 @@
-// conv_quotient.cu — the z⁺ / z^B quotient of a conv layer (SPEC §4):
+// conv_quotient.cu — the z⁺ / z^B quotient of a conv layer (docs/method.md §Rules):
 //   z = conv3x3(a, W_set) + β,  s[n·K + k] = R[n·K + k] / stab(z[n])  for each of K heads.
 // The denominator z is computed once per image and divides the relevance of each of its heads in
-// the epilogue: the K heads of an image (several methods and targets) share it (SPEC §7).
+// the epilogue: the K heads of an image (several methods and targets) share it (docs/method.md §Properties).
 // CPU twin: src/backend/cpu/conv.rs `conv_quotient`.
 //
 // Variants:

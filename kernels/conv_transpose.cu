@@ -1,6 +1,6 @@
 // conv_transpose.cu — the transposed convolution c = conv3x3ᵀ(g, W_set), multiplied by the
 // activation of the head's image when one is given: the z⁺ redistribution R_in = a · c
-// (SPEC §4), and, without the activation, the gradient through a conv layer (SPEC §8).
+// (docs/method.md §Rules), and, without the activation, the gradient through a conv layer (docs/evaluation.md).
 // conv3x3ᵀ is the correlation with the flipped kernel, input and output channels swapped; the
 // weights arrive prepared in that layout, (9·Cout, Cin) (prepare.cu), so this is the same
 // implicit GEMM as the forward pass with Cout → Cin channels. CPU twin: src/backend/cpu/conv.rs

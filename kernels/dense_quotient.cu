@@ -1,4 +1,4 @@
-// dense_quotient.cu — the z⁺ quotient of a dense layer (SPEC §4):
+// dense_quotient.cu — the z⁺ quotient of a dense layer (docs/method.md §Rules):
 //   z = W⁺ a + β,  s[n·K + k] = R[n·K + k] / stab(z[n])  for each of K heads,
 // the dense twin of conv_quotient.cu: z is computed once per image and divides every head.
 // CPU twin: src/backend/cpu/dense.rs `dense_quotient`.

@@ -1,6 +1,6 @@
 // maxpool_forward.cu — 2×2, stride-2 max pooling with floor (an odd side loses its last row or
 // column), recording per output the flat index (y·W + x)·C + c within its image of the first
-// maximum in row-major window order (SPEC §4's tie rule). CPU twin: src/backend/cpu/pool.rs
+// maximum in row-major window order (the tie rule of docs/method.md §Rules). CPU twin: src/backend/cpu/pool.rs
 // `maxpool_forward`.
 //
 // Threads: one per output element (n, oy, ox, c), grid-stride; consecutive threads take

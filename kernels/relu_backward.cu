@@ -1,4 +1,4 @@
-// relu_backward.cu — the ReLU backward of a gradient pass, in place (SPEC §8):
+// relu_backward.cu — the ReLU backward of a gradient pass, in place (docs/evaluation.md):
 //   mask 0 (gradient): g = 0 where the forward output y ≤ 0;
 //   mask 1 (guided backprop): g = 0 where y ≤ 0 or g ≤ 0.
 // CPU twin: CpuBackend::relu_backward in src/backend/cpu/mod.rs.

@@ -1,4 +1,4 @@
-// zbox.cu — the element-wise ends of the z^B rule on the first conv (SPEC §4), kept on the
+// zbox.cu — the element-wise ends of the z^B rule on the first conv (docs/method.md §Rules), kept on the
 // device so that the image-sized buffers never cross to the host:
 //   zbox_input: x (N, H, W, C) → [x − l | x − h] (N, H, W, 2C), the doubled input that makes
 //               z^B one z⁺-shaped pass with weights [W⁺ | W⁻];

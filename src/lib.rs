@@ -1,9 +1,9 @@
 //! sglrp — Layer-wise Relevance Propagation (LRP), Contrastive LRP (CLRP) and Softmax-Gradient LRP
 //! (SGLRP) for VGG-family image classifiers, on the CPU and on NVIDIA GPUs.
 //!
-//! The contract is `SPEC.md`: [`model`] holds the network and its weights, [`backend`] the layer
-//! operations (CPU reference and CUDA), [`explain`] the heads, presets and the relevance pass,
-//! [`heatmap`] the display of a relevance map, [`render`] its pictures (colour maps, overlays, the
+//! The method is described in `docs/` (method, evaluation, numerics, GPU). [`model`] holds the
+//! network and its weights, [`backend`] the layer operations (CPU reference and CUDA), [`explain`]
+//! the heads, presets and the relevance pass, [`heatmap`] the display of a relevance map, [`render`] its pictures (colour maps, overlays, the
 //! comparison grid) and [`io`] image reading and atomic output files.
 
 pub mod backend;

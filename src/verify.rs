@@ -1,5 +1,5 @@
 //! `sglrp verify`: the CPU reference against another backend (the GPU) on the same inputs, with
-//! the bounds of SPEC §9. Three levels:
+//! the bounds of docs/numerics.md §Bounds. Three levels:
 //! - per layer: each layer's ops run on both backends from the same CPU activations (so errors
 //!   do not compound), forward and, for z⁺ layers, the quotient and the redistribution;
 //! - logits, and every method of every preset asked for, with the device's backward pass started
@@ -14,7 +14,7 @@
 //! Signed maps (CLRP, SGLRP) are differences of two non-negative maps, and the difference can be
 //! far smaller than either. Their bound applies to the error relative to the un-cancelled map
 //! `B|r|`: `‖got − want‖ ≤ bound · ‖B|r|‖`, that is `rel L2 ≤ bound · κ` with the cancellation
-//! `κ = ‖B|r|‖ / ‖B r‖` per map (1 for LRP and the baselines, where the bound is SPEC's own).
+//! `κ = ‖B|r|‖ / ‖B r‖` per map (1 for LRP and the baselines, where the bound is the documented one).
 //!
 //! The CLI only parses arguments and prints [`VerifyReport`].
 
@@ -28,7 +28,7 @@ use crate::explain::{
 };
 use crate::model::{Layer, Model};
 
-/// SPEC §9: CUDA f32 against the CPU reference, relative L2 per map.
+/// docs/numerics.md §Bounds: CUDA f32 against the CPU reference, relative L2 per map.
 pub const F32_BOUND: f64 = 1e-4;
 
 /// The relative input change under which the CPU reference's own spread is measured: one
@@ -54,7 +54,7 @@ pub struct Comparison {
     pub reference_spread: Option<f64>,
 }
 
-/// `‖a − b‖₂ / ‖b‖₂`, infinite when either holds a NaN or an Inf (SPEC §9: none ever passes).
+/// `‖a − b‖₂ / ‖b‖₂`, infinite when either holds a NaN or an Inf (docs/numerics.md §Bounds: none ever passes).
 pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     if a.len() != b.len() || a.iter().chain(b).any(|v| !v.is_finite()) {
         return f64::INFINITY;
@@ -266,9 +266,9 @@ impl VerifyReport {
             }
         }
         s.push_str(if self.passed() {
-            "\nall comparisons within SPEC §9\n"
+            "\nall comparisons within docs/numerics.md §Bounds\n"
         } else {
-            "\nSOME COMPARISONS EXCEED SPEC §9\n"
+            "\nSOME COMPARISONS EXCEED docs/numerics.md §Bounds\n"
         });
         s
     }

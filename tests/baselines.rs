@@ -1,4 +1,4 @@
-//! The baselines (SPEC §8) against PyTorch autograd (`tests/fixtures/make_gradient_fixtures.py`,
+//! The baselines (docs/evaluation.md) against PyTorch autograd (`tests/fixtures/make_gradient_fixtures.py`,
 //! float64): Gradient, Guided Backprop, Grad-CAM at the last conv and Guided Grad-CAM.
 
 mod common;

@@ -419,7 +419,7 @@ fn demo_model_explains_the_bundled_samples() {
             let (shape, values) = read_npy(&out.join(e["files"]["npy"].as_str().unwrap()));
             assert_eq!(shape, [3, 224, 224]);
             assert!(values.iter().all(|v| v.is_finite()));
-            // The head: LRP puts z_t on the logits, CLRP and SGLRP heads sum to 0 (SPEC §3),
+            // The head: LRP puts z_t on the logits, CLRP and SGLRP heads sum to 0 (docs/method.md §Heads),
             // the gradient baselines start from the one-hot ∂z_t/∂z.
             let head = e["head_sum"].as_f64().unwrap();
             match e["method"].as_str().unwrap() {

@@ -1,4 +1,4 @@
-//! The CPU backend's ops against direct loops written from SPEC §4, on random odd shapes.
+//! The CPU backend's ops against direct loops written from docs/method.md §Rules, on random odd shapes.
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! The CUDA backend on a GPU: every op against its CPU twin on odd shapes, VGG16 end to end for
-//! every method and preset (SPEC §9: relative L2 ≤ 1e-4), and — without a GPU — that the binary
+//! every method and preset (docs/numerics.md §Bounds: relative L2 ≤ 1e-4), and — without a GPU — that the binary
 //! carries its kernels and that a missing driver is an error, not a panic.
 //!
 //! The GPU tests are ignored here: run them with `cargo test --test cuda_ops -- --ignored` on a

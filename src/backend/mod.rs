@@ -1,11 +1,11 @@
-//! The backend trait: the layer operations of SPEC §4, written once for the model and the
+//! The backend trait: the layer operations of docs/method.md §Rules, written once for the model and the
 //! methods, implemented by the CPU reference and by the CUDA backend.
 //!
 //! Layout: activations are NHWC, `(N, H, W, C)`, row-major; after `flatten` a map is `(N, F)`
 //! with features in (H, W, C) order, so flatten is free. Relevance and gradients carry several
 //! heads per image: `(N·K, H, W, C)`, row `n·K + k` is head `k` of image `n`, and ops that need the
 //! forward activations read image `row / K`. That is how several methods and targets for one
-//! image share the forward pass and the z⁺ denominators (SPEC §7).
+//! image share the forward pass and the z⁺ denominators (docs/method.md §Properties).
 
 pub mod cpu;
 pub mod cuda;
@@ -65,7 +65,7 @@ pub enum WeightSet {
     Positive,
 }
 
-/// The bias term β of the z⁺ denominator (SPEC §4).
+/// The bias term β of the z⁺ denominator (docs/method.md §Rules).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BiasMode {
     /// β = 0 (the paper, Eq. 1).

@@ -1,4 +1,4 @@
-//! `sglrp eval`: the paper's quantitative evaluation (SPEC §8) on a dataset with boxes. In `OUT/`:
+//! `sglrp eval`: the paper's quantitative evaluation (docs/evaluation.md) on a dataset with boxes. In `OUT/`:
 //!
 //! | file | what |
 //! |---|---|

@@ -2,7 +2,7 @@
 //!
 //! | file | format | what |
 //! |---|---|---|
-//! | `<method>_<target>.png` | `png` | heatmap (SPEC §6), one pixel per network input pixel |
+//! | `<method>_<target>.png` | `png` | heatmap (docs/method.md §Heatmaps), one pixel per network input pixel |
 //! | `<method>_<target>_overlay.png` | `overlay` | the heatmap over a grey copy of the network's view of the image |
 //! | `<method>_<target>.npy` | `npy` | signed input relevance, `(3, H, W)` f32, channels in the model's order |
 //! | `grid.png` | `grid` | input \| one column per method, one row per target, captioned |

@@ -67,7 +67,7 @@ enum Command {
     /// The paper's evaluation on a dataset with boxes: maximal patch masking and the energy
     /// pointing game per method, as CSV, JSON and charts.
     Eval(EvalArgs),
-    /// A GPU against the CPU reference (SPEC §9): each layer's ops and whole explanations.
+    /// A GPU against the CPU reference (docs/numerics.md §Bounds): each layer's ops and whole explanations.
     ///
     /// Exit 1 when a comparison exceeds the bound (each failure is listed on stderr) or an
     /// input could not be read; 2 when there is no GPU to compare.
@@ -363,7 +363,7 @@ struct InfoArgs {
     threads: Option<u16>,
 }
 
-/// A method the CLI can run: the LRP family and the baselines of SPEC §8.
+/// A method the CLI can run: the LRP family and the baselines of docs/evaluation.md.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum MethodArg {
     Lrp,

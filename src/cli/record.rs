@@ -64,7 +64,7 @@ pub struct ExplanationRecord {
     pub name: String,
     pub probability: f32,
     pub rank: usize,
-    /// Σ of the relevance put on the logits (SPEC §3): `z_t` for LRP, 0 for CLRP and SGLRP.
+    /// Σ of the relevance put on the logits (docs/method.md §Heads): `z_t` for LRP, 0 for CLRP and SGLRP.
     pub head_sum: f64,
     /// Σ of the input relevance, of its positive part, and its largest magnitude.
     pub relevance_sum: f64,

@@ -1,4 +1,4 @@
-//! `sglrp verify`: a GPU against the CPU reference (SPEC §9) with [`sglrp::verify`], on the given
+//! `sglrp verify`: a GPU against the CPU reference (docs/numerics.md §Bounds) with [`sglrp::verify`], on the given
 //! images or on the bundled samples topped up with seeded random images. Prints the report;
 //! exit 1 when a comparison exceeds the bound or an input could not be read.
 

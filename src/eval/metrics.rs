@@ -1,4 +1,4 @@
-//! The evaluation metrics of SPEC §8 on one heatmap: where maximal patch masking puts its patch,
+//! The evaluation metrics of docs/evaluation.md on one heatmap: where maximal patch masking puts its patch,
 //! and the energy pointing game.
 
 use super::occlusion::Rect;

@@ -1,4 +1,4 @@
-//! The paper's quantitative evaluation (SPEC §8): maximal patch masking for the ground-truth and
+//! The paper's quantitative evaluation (docs/evaluation.md): maximal patch masking for the ground-truth and
 //! the second most probable class, and the energy pointing game, per image and method.
 
 pub mod metrics;

@@ -1,5 +1,5 @@
 //! The logits of one image with rectangles of its input replaced by the dataset mean (0 after
-//! pre-processing), for maximal patch masking (SPEC §8). A small patch changes only a small
+//! pre-processing), for maximal patch masking (docs/evaluation.md). A small patch changes only a small
 //! window of each conv and pool layer's output, so only that window is recomputed: a crop of the
 //! layer's cached input, one pixel wider than the window on each side that is not an image
 //! border, goes through the layer, and the window of its output replaces the cached one. The

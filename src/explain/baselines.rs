@@ -1,4 +1,4 @@
-//! The map-making parts of the baselines (SPEC §8) that happen after the backward passes:
+//! The map-making parts of the baselines (docs/evaluation.md) that happen after the backward passes:
 //! Grad-CAM from an activation and its gradient, bilinear upsampling, the random map.
 
 /// `cam = relu(Σ_k α_k A_k)`, `α_k = mean_hw ∂z_t/∂A_k`, for one image and head.

@@ -1,5 +1,5 @@
-//! Output relevance, "heads" (SPEC §3), and the two-pass heads of the `innvestigate` preset
-//! (SPEC §5). The baselines' head is the one-hot vector of the target: they differentiate `z_t`.
+//! Output relevance, "heads" (docs/method.md §Heads), and the two-pass heads of the `innvestigate` preset
+//! (docs/method.md §Presets). The baselines' head is the one-hot vector of the target: they differentiate `z_t`.
 
 use super::Method;
 
@@ -11,7 +11,7 @@ pub fn softmax(z: &[f32]) -> Vec<f32> {
     exp.iter().map(|e| (e / sum) as f32).collect()
 }
 
-/// The relevance `R_n` put on the logits `z` for target `t` (SPEC §3).
+/// The relevance `R_n` put on the logits `z` for target `t` (docs/method.md §Heads).
 pub fn head(method: &Method, z: &[f32], t: usize) -> Vec<f32> {
     let n = z.len();
     match method {
@@ -38,7 +38,7 @@ pub fn head(method: &Method, z: &[f32], t: usize) -> Vec<f32> {
     }
 }
 
-/// The `innvestigate` preset's target-pass and others-pass heads (SPEC §5). A ReLU sits on the
+/// The `innvestigate` preset's target-pass and others-pass heads (docs/method.md §Presets). A ReLU sits on the
 /// logits, so classes with `z_n ≤ 0` get no relevance in either pass; methods without an
 /// others pass get a zero one, which makes their map the target pass alone.
 pub fn innvestigate_heads(method: &Method, z: &[f32], t: usize) -> (Vec<f32>, Vec<f32>) {
@@ -70,7 +70,7 @@ pub fn innvestigate_heads(method: &Method, z: &[f32], t: usize) -> (Vec<f32>, Ve
     (mask(target), mask(others))
 }
 
-/// `R_T − R_O · ΣR_T / ΣR_O`, or `R_T` when `ΣR_O = 0` (SPEC §5).
+/// `R_T − R_O · ΣR_T / ΣR_O`, or `R_T` when `ΣR_O = 0` (docs/method.md §Presets).
 pub fn innvestigate_combine(target: &[f32], others: &[f32]) -> Vec<f32> {
     let sum = |v: &[f32]| v.iter().map(|&x| x as f64).sum::<f64>();
     let sum_o = sum(others);

@@ -1,4 +1,4 @@
-//! The explanation methods: the LRP family (SPEC §3–5) and the baselines of SPEC §8.
+//! The explanation methods: the LRP family (docs/method.md §Heads to §Presets) and the baselines of docs/evaluation.md.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,6 +1,6 @@
-//! Explanations: heads (SPEC §3), presets (SPEC §5) and the relevance pass over a prepared
+//! Explanations: heads (docs/method.md §Heads), presets (docs/method.md §Presets) and the relevance pass over a prepared
 //! network. Several methods and targets for one image share one forward pass and, being one
-//! batch of heads, the z⁺ denominators (SPEC §7).
+//! batch of heads, the z⁺ denominators (docs/method.md §Properties).
 
 mod baselines;
 mod head;

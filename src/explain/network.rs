@@ -1,5 +1,5 @@
 //! A model prepared on a backend: the forward pass, and one backward pass that serves both the
-//! LRP rules (SPEC §4) and the plain gradient the baselines need (SPEC §8).
+//! LRP rules (docs/method.md §Rules) and the plain gradient the baselines need (docs/evaluation.md).
 
 use crate::backend::{Backend, BiasMode, ConvShape, DenseShape, Mask, PoolShape, WeightSet};
 use crate::error::{Error, Result};

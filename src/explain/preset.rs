@@ -1,4 +1,4 @@
-//! Presets (SPEC §5): the bias mode, stabiliser and head combination that reproduce the paper,
+//! Presets (docs/method.md §Presets): the bias mode, stabiliser and head combination that reproduce the paper,
 //! Zennit 0.5.1 or the paper's iNNvestigate code.
 
 use std::fmt;
@@ -36,7 +36,7 @@ impl Preset {
         }
     }
 
-    /// Whether each explanation takes a target and an others pass (SPEC §5).
+    /// Whether each explanation takes a target and an others pass (docs/method.md §Presets).
     pub fn two_pass(self) -> bool {
         self == Preset::Innvestigate
     }

@@ -1,4 +1,4 @@
-//! Pictures of relevance maps: colour maps, heatmap images (SPEC §6), overlays on the input image
+//! Pictures of relevance maps: colour maps, heatmap images (docs/method.md §Heatmaps), overlays on the input image
 //! and the comparison grid laid out like the paper's figures (input | Guided Grad-CAM | LRP |
 //! CLRP | SGLRP, one row per target).
 
@@ -22,13 +22,13 @@ pub fn colorize(map: &[f32], width: u32, height: u32, cmap: ColorMap) -> RgbImag
     img
 }
 
-/// The display map of a map `(C, H, W)` (SPEC §6): `Σ_c max(R_c, 0)` divided by its largest
+/// The display map of a map `(C, H, W)` (docs/method.md §Heatmaps): `Σ_c max(R_c, 0)` divided by its largest
 /// absolute value, so it lies in [0, 1] (all zeros stay zeros). Returns `(H, W)`.
 pub fn display_map(relevance: &[f32], channels: usize) -> Vec<f32> {
     normalize(&heatmap(relevance, channels, HeatmapKind::Positive))
 }
 
-/// The heatmap image of a map `(C, H, W)` (SPEC §6), one pixel per input pixel.
+/// The heatmap image of a map `(C, H, W)` (docs/method.md §Heatmaps), one pixel per input pixel.
 pub fn heatmap_image(
     relevance: &[f32],
     channels: usize,

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: a seeded generator that the fixture scripts reproduce
-//! bit for bit, fixture reading, and error measures from SPEC §9.
+//! bit for bit, fixture reading, and error measures from docs/numerics.md §Bounds.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -52,7 +52,7 @@ impl Rng {
     }
 }
 
-/// ‖a − b‖₂ / ‖b‖₂ (SPEC §9); infinite if either holds a NaN or Inf.
+/// ‖a − b‖₂ / ‖b‖₂ (docs/numerics.md §Bounds); infinite if either holds a NaN or Inf.
 pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len(), "compared maps differ in length");
     if a.iter().chain(b).any(|v| !v.is_finite()) {
@@ -161,7 +161,7 @@ pub fn write_safetensors(
     safetensors::serialize_to_file(views, metadata, path).unwrap();
 }
 
-/// torchvision VGG16 with generated weights (SPEC fixtures `vgg16_tv64`/`vgg16_keras64`): tensors
+/// torchvision VGG16 with generated weights (fixtures `vgg16_tv64`/`vgg16_keras64`): tensors
 /// in state-dict order, `t` counting them, bound `sqrt(6/fan_in)` for weights and 0.1 for biases.
 pub fn generated_vgg16(
     seed: u64,

@@ -11,7 +11,7 @@ use sglrp::model::{ConvParams, DenseParams};
 
 use crate::common::{Rng, max_abs, rel_l2};
 
-/// SPEC §9: CUDA f32 against the CPU reference.
+/// docs/numerics.md §Bounds: CUDA f32 against the CPU reference.
 pub const BOUND: f64 = 1e-4;
 
 /// Conv shapes: smaller than one tile; several tiles in every direction with ragged edges
@@ -92,7 +92,7 @@ pub fn cpu() -> CpuBackend {
     CpuBackend::new(Some(2)).unwrap()
 }
 
-/// Compares a device result with the CPU's: relative L2 within SPEC §9, no NaN/Inf.
+/// Compares a device result with the CPU's: relative L2 within docs/numerics.md §Bounds, no NaN/Inf.
 pub fn assert_close(case: &str, seed: u64, got: &[f32], want: &[f32]) {
     assert_eq!(
         got.len(),

@@ -1,6 +1,6 @@
 //! 3×3 convolutions on the CPU: im2col over bands of output rows, one GEMM per band, bands in
 //! parallel. Each band's product has the same sizes whatever the batch, so an image's result does
-//! not depend on the other images (SPEC §7). The transposed convolution is the same correlation
+//! not depend on the other images (docs/method.md §Properties). The transposed convolution is the same correlation
 //! with the flipped, transposed kernel, prepared once at load time.
 
 use rayon::prelude::*;

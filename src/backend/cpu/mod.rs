@@ -14,7 +14,7 @@ use crate::model::{ConvParams, DenseParams};
 pub use conv::CpuConv;
 pub use dense::CpuDense;
 
-/// β for a bias mode (SPEC §4), or `None` when it is zero.
+/// β for a bias mode (docs/method.md §Rules), or `None` when it is zero.
 pub fn beta(bias: &[f32], mode: BiasMode) -> Option<Vec<f32>> {
     match mode {
         BiasMode::None => None,

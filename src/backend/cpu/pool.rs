@@ -5,7 +5,7 @@ use rayon::prelude::*;
 use crate::backend::PoolShape;
 
 /// Max pooling that records, per output, the flat index `(y·W + x)·C + c` within its image of the
-/// first maximum in row-major window order (PyTorch's and SPEC §4's tie rule).
+/// first maximum in row-major window order (the tie rule of PyTorch and of docs/method.md §Rules).
 pub fn maxpool_forward(s: PoolShape, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
     let (ho, wo) = (s.h / 2, s.w / 2);
     let out_map = ho * wo * s.c;
