@@ -8,47 +8,14 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::backend::Backend;
-use crate::backend::cuda::{Device, GpuBackend, LayerTime};
 use crate::error::Result;
 use crate::explain::{Method, Network, Preset, Request, Target};
 use crate::model::{
     ConvParams, DenseParams, Layer, LayerSpec, Model, Preprocess, infer_dims, layer_costs, vgg16,
 };
 
-/// Something that can time the ranges of a pass (the CUDA backend, with device events).
-pub trait LayerTimer {
-    /// Starts recording (and forgets what was recorded).
-    fn start_layer_timing(&self);
-    /// What was recorded since the start, in the order the ranges closed; stops recording.
-    fn stop_layer_timing(&self) -> Result<Vec<LayerTime>>;
-}
-
-impl<D: Device> LayerTimer for GpuBackend<D> {
-    fn start_layer_timing(&self) {
-        self.set_layer_timing(true);
-    }
-    fn stop_layer_timing(&self) -> Result<Vec<LayerTime>> {
-        let times = self.take_layer_times();
-        self.set_layer_timing(false);
-        times
-    }
-}
-
-/// Peak f32 (non-tensor-core) throughput of known cards, TFLOP/s, matched on the driver's name.
-pub fn peak_f32_tflops(card: &str) -> Option<f64> {
-    let c = card.to_ascii_uppercase();
-    if c.contains("H200") {
-        Some(66.9)
-    } else if c.contains("H100") && c.contains("PCIE") {
-        Some(51.2)
-    } else if c.contains("H100") {
-        Some(66.9)
-    } else if c.contains("A100") {
-        Some(19.5)
-    } else {
-        None
-    }
-}
+pub use crate::backend::LayerTimer;
+pub use crate::backend::open::peak_f32_tflops;
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -309,18 +276,4 @@ pub fn random_images(model: &Model, n: usize, seed: u64) -> Vec<f32> {
         .map(|v| (v + 1.0) * 127.5)
         .collect();
     model.preprocess.normalize(&pixels)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn peaks_are_known_for_the_lent_cards() {
-        assert_eq!(peak_f32_tflops("NVIDIA H100 80GB HBM3"), Some(66.9));
-        assert_eq!(peak_f32_tflops("NVIDIA H100 PCIe"), Some(51.2));
-        assert_eq!(peak_f32_tflops("NVIDIA H200"), Some(66.9));
-        assert_eq!(peak_f32_tflops("NVIDIA A100-SXM4-80GB"), Some(19.5));
-        assert_eq!(peak_f32_tflops("Tesla T4"), None);
-    }
 }

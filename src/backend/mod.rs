@@ -9,6 +9,7 @@
 
 pub mod cpu;
 pub mod cuda;
+pub mod open;
 
 use crate::error::Result;
 use crate::model::{ConvParams, DenseParams};
@@ -146,6 +147,14 @@ impl Drop for Range<'_> {
     }
 }
 
+/// Something that can time the ranges of a pass (the CUDA backend, with device events).
+pub trait LayerTimer {
+    /// Starts recording (and forgets what was recorded).
+    fn start_layer_timing(&self);
+    /// What was recorded since the start, in the order the ranges closed; stops recording.
+    fn stop_layer_timing(&self) -> Result<Vec<cuda::LayerTime>>;
+}
+
 /// The layer operations. Buffers hold f32 (`Buf`) or u32 argmax indices (`Index`); `Conv` and
 /// `Dense` are a layer's weights in whatever layouts the backend prepared at load time.
 pub trait Backend {
@@ -162,6 +171,11 @@ pub trait Backend {
     fn range(&self, name: &str) -> Range<'_> {
         let _ = name;
         Range::none()
+    }
+
+    /// The backend's timer of ranges, where it has one (see [`open::Caps::layer_timer`]).
+    fn layer_timer(&self) -> Option<&dyn LayerTimer> {
+        None
     }
 
     fn upload(&self, host: &[f32]) -> Result<Self::Buf>;

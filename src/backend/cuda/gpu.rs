@@ -8,7 +8,8 @@ use std::cell::RefCell;
 use super::config::{self, Geometry};
 use super::device::{Arg, Device};
 use crate::backend::{
-    Backend, BiasMode, ConvShape, DenseShape, Mask, PoolShape, Range, Stabilizer, WeightSet,
+    Backend, BiasMode, ConvShape, DenseShape, LayerTimer, Mask, PoolShape, Range, Stabilizer,
+    WeightSet,
 };
 use crate::error::{Error, Result};
 use crate::model::{ConvParams, DenseParams};
@@ -261,6 +262,10 @@ impl<D: Device> Backend for GpuBackend<D> {
 
     fn name(&self) -> String {
         self.device.name()
+    }
+
+    fn layer_timer(&self) -> Option<&dyn LayerTimer> {
+        Some(self)
     }
 
     fn range(&self, name: &str) -> Range<'_> {
@@ -708,5 +713,16 @@ impl<D: Device> Backend for GpuBackend<D> {
         // holds pixels·2c floats (checked) and out pixels·c (allocated).
         unsafe { self.launch(op, geo, &args)? };
         Ok(out)
+    }
+}
+
+impl<D: Device> LayerTimer for GpuBackend<D> {
+    fn start_layer_timing(&self) {
+        self.set_layer_timing(true);
+    }
+    fn stop_layer_timing(&self) -> Result<Vec<LayerTime>> {
+        let times = self.take_layer_times();
+        self.set_layer_timing(false);
+        times
     }
 }
