@@ -125,6 +125,8 @@ pub struct Caps {
     pub preferred_batch: usize,
     /// Whether the device can time each range of a pass ([`Backend::layer_timer`]).
     pub layer_timer: bool,
+    /// Memory free for a run's buffers, where it is known.
+    pub memory_bytes: Option<u64>,
 }
 
 impl Caps {
@@ -156,7 +158,7 @@ pub fn peak_f32_tflops(card: &str) -> Option<f64> {
 /// Work written once against [`Backend`], run on whichever device was opened.
 pub trait OnBackend {
     type Output;
-    fn run<B: Backend>(self, backend: B, caps: &Caps) -> Self::Output;
+    fn run<B: Backend + 'static>(self, backend: B, caps: &Caps) -> Self::Output;
 }
 
 /// An opened device.
@@ -186,6 +188,7 @@ impl Opened {
                 peak_tflops: Vec::new(),
                 preferred_batch: 1,
                 layer_timer: false,
+                memory_bytes: available_memory(),
             },
             Opened::Cuda(gpu) => {
                 let card = gpu.device().card();
@@ -198,6 +201,7 @@ impl Opened {
                     hardware: card,
                     preferred_batch: 16,
                     layer_timer: true,
+                    memory_bytes: None,
                 }
             }
         }
@@ -211,6 +215,14 @@ impl Opened {
             Opened::Cuda(backend) => work.run(backend, &caps),
         }
     }
+}
+
+/// The host memory available (Linux: `MemAvailable` of /proc/meminfo).
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// What the CUDA side of this binary can do here, in one line (`sglrp info`).

@@ -1,130 +1,162 @@
-//! `sglrp classify`: the top-k classes per image, as text or JSON lines on stdout.
+//! `sglrp classify`: the top-k classes per image, as text or JSON lines on stdout, in input
+//! order, on [`sglrp::pipeline`]. A closed stdout (`| head -1`) stops the run quietly.
 
-use rayon::prelude::*;
+use std::marker::PhantomData;
+
 use sglrp::backend::Backend;
+use sglrp::backend::open::{Caps, OnBackend};
 use sglrp::explain::Network;
 use sglrp::io::images::read_rgb;
 use sglrp::model::Model;
+use sglrp::pipeline::network::{Classifier, ItemResult, NetworkInput};
+use sglrp::pipeline::{self, Compute, Flow, Options};
 
+use super::device::{self, Devices};
 use super::inputs::{self, Input};
 use super::progress::Progress;
 use super::record::predictions;
-use super::{ClassifyArgs, EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, device, load_model, report};
+use super::{ClassifyArgs, EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, load_model, report};
 
 pub fn run(args: ClassifyArgs) -> u8 {
     let (_, model) = match load_model(args.model.model.as_deref()) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let backend = match device::select(args.model.device, args.model.threads) {
-        Ok(b) => b,
+    let devices = match Devices::open(&args.model.device, args.model.threads) {
+        Ok(d) => d,
         Err(e) => {
             report(e);
             return EXIT_USAGE;
         }
     };
-    let batch_size = args
-        .input
-        .batch_size
-        .map_or_else(|| backend.default_batch_size(), |n| n as usize);
-    backend.run(Classify {
+    let expanded = inputs::expand(&args.input.inputs, None);
+    if expanded.inputs.is_empty() {
+        for e in &expanded.errors {
+            report(e);
+        }
+        report("no images to classify");
+        return EXIT_USAGE;
+    }
+    let batch_size = devices.batch_size(args.input.batch_size.map(|n| n as usize));
+    if let Err(e) = super::check_batch_memory(&model, batch_size, 0, &devices.caps) {
+        report(e);
+        return EXIT_USAGE;
+    }
+    let progress = Progress::new(expanded.inputs.len(), args.input.quiet);
+    let mut failed = expanded.errors.len();
+    for e in &expanded.errors {
+        progress.error(e);
+    }
+    let job = Classify {
         args: &args,
         model: &model,
-        batch_size,
-    })
+        max_pixels: (args.input.max_megapixels * 1e6).max(1.0) as u64,
+    };
+    let mut stdout_closed = false;
+    let result = pipeline::run(
+        &job,
+        &expanded.inputs,
+        devices.len(),
+        |w| {
+            devices.run(
+                w,
+                BuildClassifier::<Vec<f32>> {
+                    model: &model,
+                    kind: PhantomData,
+                },
+            )?
+        },
+        &Options::new(batch_size, device::host_threads(), devices.len()),
+        |index, outcome| {
+            progress.working_on(&expanded.inputs[index].path.display().to_string());
+            progress.advance(1);
+            match outcome {
+                Ok(line) => match progress.println(&line) {
+                    Ok(()) => Flow::Continue,
+                    Err(why) => {
+                        if let Some(why) = why {
+                            progress.error(why);
+                        }
+                        stdout_closed = true;
+                        Flow::Stop
+                    }
+                },
+                Err(e) => {
+                    failed += 1;
+                    progress.error(e);
+                    Flow::Continue
+                }
+            }
+        },
+    );
+    progress.finish();
+    if let Err(e) = result {
+        report(e);
+        return EXIT_USAGE;
+    }
+    if failed > 0 || stdout_closed {
+        EXIT_INPUTS_FAILED
+    } else {
+        EXIT_OK
+    }
 }
 
 struct Classify<'a> {
     args: &'a ClassifyArgs,
     model: &'a Model,
-    batch_size: usize,
-}
-
-impl device::OnBackend for Classify<'_> {
-    type Output = u8;
-
-    fn run<B: Backend>(self, backend: B) -> u8 {
-        let (args, model) = (self.args, self.model);
-        let network = match Network::new(backend, model) {
-            Ok(n) => n,
-            Err(e) => {
-                report(e);
-                return EXIT_USAGE;
-            }
-        };
-        let expanded = inputs::expand(&args.input.inputs, None);
-        let progress = Progress::new(expanded.inputs.len(), args.input.quiet);
-        let mut failed = expanded.errors.len();
-        for e in &expanded.errors {
-            progress.error(e);
-        }
-        let max_pixels = (args.input.max_megapixels * 1e6).max(1.0) as u64;
-        for batch in expanded.inputs.chunks(self.batch_size) {
-            progress.working_on(&batch[0].path.display().to_string());
-            for (input, result) in batch
-                .iter()
-                .zip(classify_batch(&network, batch, max_pixels))
-            {
-                match result {
-                    Ok(logits) => {
-                        let line =
-                            format_line(input, &logits, &model.classes, args.topk, args.json);
-                        progress.println(&line);
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        progress.error(e);
-                    }
-                }
-            }
-            progress.advance(batch.len());
-        }
-        progress.finish();
-        if failed > 0 {
-            EXIT_INPUTS_FAILED
-        } else {
-            EXIT_OK
-        }
-    }
-}
-
-/// The logits of each image of a batch, or the error that stopped it.
-fn classify_batch<B: Backend>(
-    network: &Network<B>,
-    batch: &[Input],
     max_pixels: u64,
-) -> Vec<Result<Vec<f32>, String>> {
-    let info = network.info();
-    let prepared: Vec<Result<Vec<f32>, String>> = batch
-        .par_iter()
-        .map(|input| {
-            read_rgb(&input.path, max_pixels)
-                .map(|img| info.preprocess.prepare(&img, info.input_side))
-                .map_err(|e| e.to_string())
-        })
-        .collect();
-    let ok: Vec<&Vec<f32>> = prepared.iter().filter_map(|p| p.as_ref().ok()).collect();
-    let joined: Vec<f32> = ok.iter().flat_map(|v| v.iter().copied()).collect();
-    let mut logits = if ok.is_empty() {
-        Vec::new()
-    } else {
-        match network.classify(&joined) {
-            Ok(l) => l.into_iter().map(Ok).collect(),
-            Err(e) => vec![Err(e.to_string()); ok.len()],
-        }
+}
+
+impl pipeline::Job for Classify<'_> {
+    type Input = Input;
+    type Prepared = Vec<f32>;
+    type Computed = ItemResult<Vec<f32>>;
+    /// The line to print, or the error.
+    type Done = Result<String, String>;
+
+    fn prepare(&self, input: &Input) -> Result<Vec<f32>, String> {
+        read_rgb(&input.path, self.max_pixels)
+            .map(|img| self.model.preprocess.prepare(&img, self.model.input_side))
+            .map_err(|e| e.to_string())
     }
-    .into_iter();
-    prepared
-        .into_iter()
-        .zip(batch)
-        .map(|(p, input)| match p {
-            Ok(_) => logits
-                .next()
-                .unwrap_or_else(|| Err("no result".into()))
-                .map_err(|e| format!("{}: {e}", input.path.display())),
-            Err(e) => Err(e),
+
+    fn finish(&self, input: &Input, _: Vec<f32>, logits: ItemResult<Vec<f32>>) -> Self::Done {
+        logits
+            .map(|l| {
+                format_line(
+                    input,
+                    &l,
+                    &self.model.classes,
+                    self.args.topk,
+                    self.args.json,
+                )
+            })
+            .map_err(|e| format!("{}: {e}", input.path.display()))
+    }
+
+    fn failed(&self, input: &Input, error: String) -> Self::Done {
+        let path = input.path.display().to_string();
+        Err(if error.starts_with(&path) {
+            error
+        } else {
+            format!("{path}: {error}")
         })
-        .collect()
+    }
+}
+
+/// The classifier, built on whichever device a worker has.
+struct BuildClassifier<'a, P> {
+    model: &'a Model,
+    kind: PhantomData<fn() -> P>,
+}
+
+impl<'a, P: NetworkInput + 'a> OnBackend for BuildClassifier<'a, P> {
+    type Output = Result<Box<dyn Compute<P, ItemResult<Vec<f32>>> + 'a>, String>;
+
+    fn run<B: Backend + 'static>(self, backend: B, _: &Caps) -> Self::Output {
+        let network = Network::new(backend, self.model).map_err(|e| e.to_string())?;
+        Ok(Box::new(Classifier { network }))
+    }
 }
 
 /// `path<TAB>Bag 0.831<TAB>Dress 0.102 …` or a JSON object.

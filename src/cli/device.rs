@@ -1,68 +1,52 @@
-//! `--device`: parsing, the devices found, and the one place where a backend is chosen.
+//! `--device` and `--threads` as the command line gives them to the library's device factory
+//! ([`sglrp::backend::open`]), and the engine's workers on the devices opened.
 
-use std::fmt;
-use std::str::FromStr;
+use std::sync::Mutex;
 
-use sglrp::backend::Backend;
 use sglrp::backend::cpu::CpuBackend;
-use sglrp::backend::cuda::{self, CudaBackend};
+use sglrp::backend::cuda::CudaBackend;
+use sglrp::backend::open::{Caps, DeviceId, OnBackend, Opened};
 
-/// Where to run, as the user asked.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Device {
-    /// cuda:0 when it can be used, else the CPU.
-    Auto,
-    Cpu,
-    /// A CUDA device by ordinal.
-    Cuda(usize),
+pub use sglrp::backend::open::{DeviceSelection as Device, cuda_status};
+
+/// `--threads` beyond this many per core only starves the machine.
+const THREADS_PER_CORE: usize = 4;
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-impl FromStr for Device {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let lower = s.trim().to_ascii_lowercase();
-        match lower.as_str() {
-            "auto" => Ok(Device::Auto),
-            "cpu" => Ok(Device::Cpu),
-            "cuda" | "gpu" => Ok(Device::Cuda(0)),
-            _ => lower
-                .strip_prefix("cuda:")
-                .and_then(|n| n.parse().ok())
-                .map(Device::Cuda)
-                .ok_or_else(|| {
-                    format!("unknown device `{s}` (expected auto, cpu, cuda or cuda:N)")
-                }),
-        }
+/// `--threads`, checked against the cores of this machine.
+pub fn check_threads(threads: Option<u16>) -> Result<Option<usize>, String> {
+    let Some(n) = threads.map(usize::from) else {
+        return Ok(None);
+    };
+    let (cores, most) = (cores(), THREADS_PER_CORE * cores());
+    if n > most {
+        return Err(format!(
+            "--threads {n}: at most {THREADS_PER_CORE} per core, {most} on this machine's {cores} cores"
+        ));
     }
+    Ok(Some(n))
 }
 
-impl fmt::Display for Device {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Device::Auto => f.write_str("auto"),
-            Device::Cpu => f.write_str("cpu"),
-            Device::Cuda(n) => write!(f, "cuda:{n}"),
-        }
+/// The CPU backend with `threads` workers (default: one per core); the same count is given to
+/// the global rayon pool that decodes and renders images.
+pub fn cpu_backend(threads: Option<u16>) -> Result<CpuBackend, String> {
+    let threads = check_threads(threads)?;
+    if let Some(n) = threads {
+        // Fails only if the global pool was already built, which leaves the default: harmless.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
     }
+    CpuBackend::new(threads).map_err(|e| e.to_string())
 }
 
-/// What the CUDA side of this binary can do here, in one line (`sglrp info`).
-pub fn cuda_status() -> String {
-    match cuda::usable_devices() {
-        Ok(count) => format!(
-            "available: {}",
-            (0..count)
-                .map(|i| format!("cuda:{i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        Err(why) => format!("not available: {why}"),
-    }
-}
-
-/// The CUDA backend on GPU `ordinal`, or why it cannot be had, in one line.
+/// The CUDA backend on GPU `ordinal` (`sglrp verify`, which compares one GPU with the CPU),
+/// or why it cannot be had, in one line.
 pub fn cuda_backend(ordinal: usize) -> Result<CudaBackend, String> {
-    let count = cuda::usable_devices()?;
+    let count = sglrp::backend::cuda::usable_devices()?;
     if ordinal >= count {
         return Err(format!(
             "no CUDA device cuda:{ordinal} ({count} found, cuda:0 to cuda:{})",
@@ -72,68 +56,71 @@ pub fn cuda_backend(ordinal: usize) -> Result<CudaBackend, String> {
     CudaBackend::new(ordinal).map_err(|e| e.to_string())
 }
 
-/// The CPU backend with `threads` workers (default: one per core); the same count is given to
-/// the global rayon pool that decodes and renders images.
-pub fn cpu_backend(threads: Option<u16>) -> Result<CpuBackend, String> {
-    if let Some(n) = threads {
-        // Fails only if the global pool was already built, which leaves the default: harmless.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(n as usize)
-            .build_global();
-    }
-    CpuBackend::new(threads.map(usize::from)).map_err(|e| e.to_string())
+/// Every device `--device` names, opened: a run's workers, one per device.
+pub struct Devices {
+    opened: Mutex<Vec<Option<Opened>>>,
+    /// The first device's capabilities (every device of a run is of one kind).
+    pub caps: Caps,
+    pub names: Vec<String>,
 }
 
-/// A backend chosen at run time.
-pub enum Chosen {
-    Cpu(CpuBackend),
-    Cuda(CudaBackend),
-}
-
-/// Work written once against [`Backend`], run on whichever backend was chosen.
-pub trait OnBackend {
-    type Output;
-    fn run<B: Backend>(self, backend: B) -> Self::Output;
-}
-
-impl Chosen {
-    /// Runs `work` on the chosen backend, whichever it is.
-    pub fn run<W: OnBackend>(self, work: W) -> W::Output {
-        match self {
-            Chosen::Cpu(backend) => work.run(backend),
-            Chosen::Cuda(backend) => work.run(backend),
+impl Devices {
+    /// Opens the devices of `device`, or says in one line why they cannot be had.
+    pub fn open(device: &Device, threads: Option<u16>) -> Result<Devices, String> {
+        let threads = check_threads(threads)?;
+        if let Some(n) = threads {
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global();
         }
-    }
-
-    /// Images per pass when `--batch-size` is not given. On the CPU a batch is no faster per
-    /// image than a single image, and single images move the progress bar smoothly; a GPU needs
-    /// a batch to fill its cores.
-    pub fn default_batch_size(&self) -> usize {
-        match self {
-            Chosen::Cpu(_) => 1,
-            Chosen::Cuda(_) => 16,
-        }
-    }
-}
-
-/// The backend for `device`. `auto` takes cuda:0 when the driver, a device and this binary's
-/// kernels are all there, and otherwise the CPU without a word: no GPU is the common case.
-pub fn select(device: Device, threads: Option<u16>) -> Result<Chosen, String> {
-    match device {
-        Device::Cpu => cpu_backend(threads).map(Chosen::Cpu),
-        Device::Auto if cuda::usable_devices().is_ok() => match cuda_backend(0) {
-            Ok(gpu) => Ok(Chosen::Cuda(gpu)),
-            // A GPU that is there but does not open is worth a word before the slow way.
-            Err(why) => {
-                eprintln!("warning: --device auto: cannot open cuda:0 ({why}); running on the CPU");
-                cpu_backend(threads).map(Chosen::Cpu)
+        let ids = device.resolve()?;
+        let mut opened = Vec::with_capacity(ids.len());
+        for &id in &ids {
+            match (Opened::open(id, threads), device) {
+                (Ok(d), _) => opened.push(d),
+                // A GPU that is there but does not open is worth a word before the slow way.
+                (Err(why), Device::Auto) => {
+                    eprintln!("warning: --device auto: cannot open {id} ({why})");
+                    eprintln!("warning: running on the CPU");
+                    opened.push(Opened::open(DeviceId::Cpu, threads)?);
+                }
+                (Err(why), _) => return Err(why),
             }
-        },
-        Device::Auto => cpu_backend(threads).map(Chosen::Cpu),
-        Device::Cuda(n) => cuda_backend(n)
-            .map(Chosen::Cuda)
-            .map_err(|why| format!("--device {device}: {why}; use --device cpu (or auto)")),
+        }
+        let caps = opened[0].caps();
+        let names = opened.iter().map(|d| d.caps().name).collect();
+        Ok(Devices {
+            opened: Mutex::new(opened.into_iter().map(Some).collect()),
+            caps,
+            names,
+        })
     }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// `--batch-size`, or the device's preferred batch.
+    pub fn batch_size(&self, asked: Option<usize>) -> usize {
+        asked.unwrap_or(self.caps.preferred_batch)
+    }
+
+    /// Runs `work` on device `worker` (once per device: the engine's `open`).
+    pub fn run<W: OnBackend>(&self, worker: usize, work: W) -> Result<W::Output, String> {
+        let device = self
+            .opened
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(worker)
+            .and_then(Option::take)
+            .ok_or_else(|| format!("device {worker} was already taken"))?;
+        Ok(device.run(work))
+    }
+}
+
+/// Threads that decode and write beside the devices: every core, at least two.
+pub fn host_threads() -> usize {
+    cores().max(2)
 }
 
 #[cfg(test)]
@@ -141,29 +128,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_devices() {
-        assert_eq!("auto".parse::<Device>().unwrap(), Device::Auto);
-        assert_eq!("CPU".parse::<Device>().unwrap(), Device::Cpu);
-        assert_eq!("cuda".parse::<Device>().unwrap(), Device::Cuda(0));
-        assert_eq!("cuda:2".parse::<Device>().unwrap(), Device::Cuda(2));
-        assert!("cuda:x".parse::<Device>().is_err());
-        assert!("tpu".parse::<Device>().is_err());
-    }
-
-    #[test]
-    fn cuda_says_why_it_cannot_be_used() {
-        // No machine has this many GPUs: an error that names what is missing, never a panic.
-        let why = cuda_backend(1 << 20).err().expect("no such GPU");
+    fn threads_are_bounded_by_the_cores() {
+        assert_eq!(check_threads(None).unwrap(), None);
+        assert_eq!(check_threads(Some(1)).unwrap(), Some(1));
+        let why = check_threads(Some(u16::MAX)).unwrap_err();
         assert!(
-            why.contains("cuda:1048576") || why.contains("driver") || why.contains("kernels"),
+            why.starts_with("--threads 65535: at most 4 per core"),
             "{why}"
         );
-        let status = cuda_status();
-        assert_eq!(
-            status.starts_with("available: cuda:0"),
-            cuda::usable_devices().is_ok(),
-            "{status}"
-        );
-        assert!(!status.contains('\n'), "one line: {status}");
     }
 }

@@ -3,7 +3,7 @@
 //! | file | what |
 //! |---|---|
 //! | `config.json` | the settings; a rerun with other settings into the same folder is refused |
-//! | `per_image.jsonl` | one line per evaluated image, appended as the run goes: an interrupted run resumes after the last line |
+//! | `per_image.jsonl` | one line per evaluated image, appended as the run goes, with the content key of its manifest line: a rerun resumes with the lines whose sample is still in the dataset (and within `--limit`) unchanged |
 //! | `per_image.csv` | the same, one row per image × method |
 //! | `summary.json`, `summary.csv` | means over images, per method |
 //! | `masking_label.{png,svg}`, `masking_second.{png,svg}` | mean Δŷ_t against patch size (the paper's Fig. 11) |
@@ -13,28 +13,34 @@
 //! image, a box outside its image, a label the model does not know — are reported with their
 //! file and line, skipped, and counted in `summary.json`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use rayon::prelude::*;
 use serde::Serialize;
 use sglrp::backend::Backend;
+use sglrp::backend::open::{Caps, OnBackend};
 use sglrp::dataset::{self, Sample};
 use sglrp::eval::{EvalConfig, EvalImage, ImageScores, MethodScores, evaluate, means};
 use sglrp::explain::Network;
 use sglrp::io::images::read_rgb;
 use sglrp::io::write_atomic;
 use sglrp::model::Model;
+use sglrp::pipeline::{self, Compute, Flow, Options};
 use sglrp::render::chart::{Chart, Series, write_chart};
 
+use super::device::{self, Devices};
+use super::outdir;
 use super::progress::Progress;
-use super::{EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, EvalArgs, device, load_model, report};
+use super::record::model_hash;
+use super::{EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, EvalArgs, load_model, report};
 
 /// The settings a results folder was made with.
 #[derive(Clone, Debug, Serialize)]
 struct Settings {
     model: String,
+    /// A hash of the model file's bytes.
+    model_hash: String,
     dataset: String,
     methods: Vec<String>,
     preset: String,
@@ -71,8 +77,15 @@ pub fn run(args: EvalArgs) -> u8 {
     for warning in &dataset.warnings {
         eprintln!("warning: {warning}");
     }
-    let backend = match device::select(args.model.device, args.model.threads) {
-        Ok(b) => b,
+    let devices = match Devices::open(&args.model.device, args.model.threads) {
+        Ok(d) => d,
+        Err(e) => {
+            report(e);
+            return EXIT_USAGE;
+        }
+    };
+    let hash = match model_hash(&model_path) {
+        Ok(h) => h,
         Err(e) => {
             report(e);
             return EXIT_USAGE;
@@ -85,18 +98,116 @@ pub fn run(args: EvalArgs) -> u8 {
         seed: args.seed,
         ..EvalConfig::default()
     };
-    let batch_size = args
-        .batch_size
-        .map_or_else(|| backend.default_batch_size(), usize::from);
-    backend.run(Eval {
-        args: &args,
+    let gradcam_layer = match gradcam_layer_name(&model, args.gradcam_layer.as_deref()) {
+        Ok(name) => name,
+        Err(e) => {
+            report(e);
+            return EXIT_USAGE;
+        }
+    };
+    let settings = Settings {
+        model: model_path.display().to_string(),
+        model_hash: hash,
+        dataset: source,
+        methods: cfg.methods.iter().map(|m| m.name().to_string()).collect(),
+        preset: cfg.preset.to_string(),
+        gradcam_layer: gradcam_layer.clone(),
+        patch_sizes: cfg.patch_sizes.clone(),
+        energies: cfg.energies.clone(),
+        seed: cfg.seed,
+    };
+    let out = &args.out;
+    let _claimed = match outdir::claim(out, outdir::LOCK) {
+        Ok(c) => c,
+        Err(e) => {
+            report(e);
+            return EXIT_USAGE;
+        }
+    };
+    let samples: Vec<&Sample> = dataset
+        .samples
+        .iter()
+        .take(args.limit.unwrap_or(usize::MAX))
+        .collect();
+    let mut done = match resume(out, &settings, &samples) {
+        Ok(d) => d,
+        Err(e) => {
+            report(e);
+            return EXIT_USAGE;
+        }
+    };
+    let mut skipped: Vec<String> = dataset.skipped.clone();
+    let todo: Vec<&Sample> = samples
+        .iter()
+        .copied()
+        .filter(|s| !done.contains_key(&s.content_key()))
+        .collect();
+    let batch_size = devices.batch_size(args.batch_size.map(usize::from));
+    let heads = 2 * cfg.methods.len();
+    if let Err(e) = super::check_batch_memory(&model, batch_size, heads, &devices.caps) {
+        report(e);
+        return EXIT_USAGE;
+    }
+    let progress = Progress::new(todo.len(), args.quiet);
+    for reason in &skipped {
+        progress.error(reason);
+    }
+    let job = EvalJob {
         model: &model,
-        model_path,
-        dataset,
-        source,
-        cfg,
-        batch_size,
-    })
+        max_pixels: (args.max_megapixels * 1e6).max(1.0) as u64,
+    };
+    let lines_path = out.join("per_image.jsonl");
+    let mut write_error = None;
+    let builder = BuildEvaluator {
+        model: &model,
+        cfg: &cfg,
+        gradcam_layer: &gradcam_layer,
+    };
+    let result = pipeline::run(
+        &job,
+        &todo,
+        devices.len(),
+        |w| devices.run(w, builder)?,
+        &Options::new(batch_size, device::host_threads(), devices.len()),
+        |index, outcome| {
+            progress.working_on(&todo[index].image.display().to_string());
+            progress.advance(1);
+            match outcome {
+                Ok(scores) => {
+                    let content = todo[index].content_key();
+                    if let Err(e) = append_line(&lines_path, &content, &scores) {
+                        write_error = Some(e);
+                        return Flow::Stop;
+                    }
+                    done.insert(content, scores);
+                }
+                Err(reason) => {
+                    progress.error(&reason);
+                    skipped.push(reason);
+                }
+            }
+            Flow::Continue
+        },
+    );
+    progress.finish();
+    if let Some(e) = result.err().or(write_error) {
+        report(e);
+        return EXIT_USAGE;
+    }
+    // In the dataset's order, whichever run computed them.
+    let done: Vec<ImageScores> = samples
+        .iter()
+        .filter_map(|s| done.remove(&s.content_key()))
+        .collect();
+    if let Err(e) = write_results(out, &done, &skipped, &cfg, args.quiet) {
+        report(e);
+        return EXIT_USAGE;
+    }
+    if skipped.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_INPUTS_FAILED
+    }
 }
 
 fn load_dataset(args: &EvalArgs) -> Result<(dataset::Dataset, String), String> {
@@ -117,15 +228,87 @@ fn load_dataset(args: &EvalArgs) -> Result<(dataset::Dataset, String), String> {
     }
 }
 
-struct Eval<'a> {
-    args: &'a EvalArgs,
+/// Grad-CAM's layer by name: `--gradcam-layer`, checked, or the model's last conv.
+fn gradcam_layer_name(model: &Model, asked: Option<&str>) -> Result<String, String> {
+    let names = model.layer_names();
+    let convs: Vec<&String> = model
+        .specs()
+        .iter()
+        .zip(&names)
+        .filter(|(s, _)| matches!(s, sglrp::model::LayerSpec::Conv(_)))
+        .map(|(_, n)| n)
+        .collect();
+    match asked {
+        None => Ok(convs.last().map(|n| n.to_string()).unwrap_or_default()),
+        Some(layer) if convs.iter().any(|n| *n == layer) => Ok(layer.to_string()),
+        Some(layer) => Err(format!(
+            "--gradcam-layer {layer}: not a conv layer of the model (its convs: {})",
+            convs
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// The evaluation's pass, built on whichever device a worker has.
+#[derive(Clone, Copy)]
+struct BuildEvaluator<'a> {
     model: &'a Model,
-    model_path: PathBuf,
-    dataset: dataset::Dataset,
-    source: String,
-    cfg: EvalConfig,
-    /// Images per pass: `--batch-size`, else the device's default.
-    batch_size: usize,
+    cfg: &'a EvalConfig,
+    gradcam_layer: &'a str,
+}
+
+impl<'a> OnBackend for BuildEvaluator<'a> {
+    type Output = Result<Box<dyn Compute<Ready, ImageScores> + 'a>, String>;
+
+    fn run<B: Backend + 'static>(self, backend: B, _: &Caps) -> Self::Output {
+        let mut network = Network::new(backend, self.model).map_err(|e| e.to_string())?;
+        network
+            .set_gradcam_layer(self.gradcam_layer)
+            .map_err(|e| e.to_string())?;
+        let cfg = self.cfg;
+        Ok(Box::new(move |batch: &[&Ready]| {
+            let images: Vec<EvalImage> = batch
+                .iter()
+                .map(|r| EvalImage {
+                    key: &r.key,
+                    input: &r.input,
+                    label: r.label,
+                    inside: &r.inside,
+                })
+                .collect();
+            evaluate(&network, &images, cfg).map_err(|e| e.to_string())
+        }))
+    }
+}
+
+/// Decoding and checking on host threads; the scores are the device's.
+struct EvalJob<'a> {
+    model: &'a Model,
+    max_pixels: u64,
+}
+
+impl<'a> pipeline::Job for EvalJob<'a> {
+    type Input = &'a Sample;
+    type Prepared = Ready;
+    type Computed = ImageScores;
+    type Done = Result<ImageScores, String>;
+
+    fn prepare(&self, sample: &&'a Sample) -> Result<Ready, String> {
+        prepare(sample, self.model, self.max_pixels)
+    }
+    fn finish(&self, _: &&'a Sample, _: Ready, scores: ImageScores) -> Self::Done {
+        Ok(scores)
+    }
+    fn failed(&self, sample: &&'a Sample, error: String) -> Self::Done {
+        Err(if error.starts_with(&sample.source) {
+            error
+        } else {
+            format!("{}: {error}", sample.source)
+        })
+    }
 }
 
 /// One sample, loaded and checked, ready for the network.
@@ -134,124 +317,6 @@ struct Ready {
     input: Vec<f32>,
     inside: Vec<bool>,
     label: usize,
-}
-
-impl device::OnBackend for Eval<'_> {
-    type Output = u8;
-
-    fn run<B: Backend>(self, backend: B) -> u8 {
-        let args = self.args;
-        let mut network = match Network::new(backend, self.model) {
-            Ok(n) => n,
-            Err(e) => {
-                report(format!("{}: {e}", self.model_path.display()));
-                return EXIT_USAGE;
-            }
-        };
-        if let Some(layer) = &args.gradcam_layer
-            && let Err(e) = network.set_gradcam_layer(layer)
-        {
-            report(e);
-            return EXIT_USAGE;
-        }
-        let settings = Settings {
-            model: self.model_path.display().to_string(),
-            dataset: self.source.clone(),
-            methods: self
-                .cfg
-                .methods
-                .iter()
-                .map(|m| m.name().to_string())
-                .collect(),
-            preset: self.cfg.preset.to_string(),
-            gradcam_layer: network.info().layer_names[network.gradcam_layer()].clone(),
-            patch_sizes: self.cfg.patch_sizes.clone(),
-            energies: self.cfg.energies.clone(),
-            seed: self.cfg.seed,
-        };
-        let out = &args.out;
-        let mut done = match resume(out, &settings) {
-            Ok(d) => d,
-            Err(e) => {
-                report(e);
-                return EXIT_USAGE;
-            }
-        };
-        let mut skipped: Vec<String> = self.dataset.skipped.clone();
-        let samples: Vec<&Sample> = self
-            .dataset
-            .samples
-            .iter()
-            .take(args.limit.unwrap_or(usize::MAX))
-            .collect();
-        let finished: HashSet<String> = done.iter().map(|s| s.image.clone()).collect();
-        let todo: Vec<&Sample> = samples
-            .iter()
-            .copied()
-            .filter(|s| !finished.contains(&key(s)))
-            .collect();
-        let progress = Progress::new(todo.len(), args.quiet);
-        for reason in &skipped {
-            progress.error(reason);
-        }
-        let max_pixels = (args.max_megapixels * 1e6).max(1.0) as u64;
-        let lines_path = out.join("per_image.jsonl");
-        for batch in todo.chunks(self.batch_size) {
-            progress.working_on(&batch[0].image.display().to_string());
-            let prepared: Vec<Result<Ready, String>> = batch
-                .par_iter()
-                .map(|s| prepare(s, self.model, max_pixels))
-                .collect();
-            let mut ready = Vec::new();
-            for p in prepared {
-                match p {
-                    Ok(r) => ready.push(r),
-                    Err(reason) => {
-                        progress.error(&reason);
-                        skipped.push(reason);
-                    }
-                }
-            }
-            if !ready.is_empty() {
-                let images: Vec<EvalImage> = ready
-                    .iter()
-                    .map(|r| EvalImage {
-                        key: &r.key,
-                        input: &r.input,
-                        label: r.label,
-                        inside: &r.inside,
-                    })
-                    .collect();
-                match evaluate(&network, &images, &self.cfg) {
-                    Ok(scores) => {
-                        if let Err(e) = append_lines(&lines_path, &scores) {
-                            report(e);
-                            return EXIT_USAGE;
-                        }
-                        done.extend(scores);
-                    }
-                    Err(e) => {
-                        for r in &ready {
-                            let reason = format!("{}: {e}", r.key);
-                            progress.error(&reason);
-                            skipped.push(reason);
-                        }
-                    }
-                }
-            }
-            progress.advance(batch.len());
-        }
-        progress.finish();
-        if let Err(e) = write_results(out, &done, &skipped, &self.cfg, args.quiet) {
-            report(e);
-            return EXIT_USAGE;
-        }
-        if skipped.is_empty() {
-            EXIT_OK
-        } else {
-            EXIT_INPUTS_FAILED
-        }
-    }
 }
 
 /// The key naming a sample in the results: its image path.
@@ -298,11 +363,16 @@ fn prepare(sample: &Sample, model: &Model, max_pixels: u64) -> Result<Ready, Str
     })
 }
 
-/// Reads the results of an earlier run into `out`, after checking it used the same settings;
-/// a line cut short by an interruption is dropped. Creates `out` and `config.json` otherwise.
-fn resume(out: &Path, settings: &Settings) -> Result<Vec<ImageScores>, String> {
+/// Reads the results of an earlier run into `out`, after checking it used the same settings:
+/// the lines whose sample is among `samples` with the same content, by content key (a line cut
+/// short by an interruption, or of a sample changed or left out since, is dropped and the file
+/// rewritten without it). Creates `out` and `config.json` otherwise.
+fn resume(
+    out: &Path,
+    settings: &Settings,
+    samples: &[&Sample],
+) -> Result<HashMap<String, ImageScores>, String> {
     let fail = |e: &dyn std::fmt::Display| format!("output folder {}: {e}", out.display());
-    std::fs::create_dir_all(out).map_err(|e| fail(&e))?;
     let config = out.join("config.json");
     let text = serde_json::to_string_pretty(settings).map_err(|e| fail(&e))?;
     match std::fs::read_to_string(&config) {
@@ -314,32 +384,46 @@ fn resume(out: &Path, settings: &Settings) -> Result<Vec<ImageScores>, String> {
         Ok(_) => {}
         Err(_) => write_atomic(&config, text.as_bytes()).map_err(|e| fail(&e))?,
     }
+    let wanted: std::collections::HashSet<String> =
+        samples.iter().map(|s| s.content_key()).collect();
     let lines = out.join("per_image.jsonl");
     let text = std::fs::read_to_string(&lines).unwrap_or_default();
-    let done: Vec<ImageScores> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    // Rewrite without any partial line, so that appends start on a fresh line.
-    let clean: String = done
-        .iter()
-        .map(|s| serde_json::to_string(s).expect("scores serialise") + "\n")
-        .collect();
+    let mut done = HashMap::new();
+    let mut clean = String::new();
+    for line in text.lines() {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let content = value
+            .get("content")
+            .and_then(|c| c.as_str())
+            .map(str::to_owned);
+        let scores = serde_json::from_value::<ImageScores>(value);
+        if let (Some(content), Ok(scores)) = (content, scores)
+            && wanted.contains(&content)
+            && !done.contains_key(&content)
+        {
+            clean += line;
+            clean += "\n";
+            done.insert(content, scores);
+        }
+    }
     write_atomic(&lines, clean.as_bytes()).map_err(|e| fail(&e))?;
     Ok(done)
 }
 
-fn append_lines(path: &Path, scores: &[ImageScores]) -> Result<(), String> {
+/// Appends one image's scores, with the content key of its sample, and syncs the file.
+fn append_line(path: &Path, content: &str, scores: &ImageScores) -> Result<(), String> {
+    let mut value = serde_json::to_value(scores).map_err(|e| e.to_string())?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert("content".into(), content.into());
+    }
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
         .open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let text: String = scores
-        .iter()
-        .map(|s| serde_json::to_string(s).expect("scores serialise") + "\n")
-        .collect();
-    file.write_all(text.as_bytes())
+    file.write_all(format!("{value}\n").as_bytes())
         .and_then(|_| file.sync_data())
         .map_err(|e| format!("{}: {e}", path.display()))
 }
@@ -414,8 +498,8 @@ fn write_results(
         };
         write_chart(&out.join(stem), &chart).map_err(|e| e.to_string())?;
     }
-    if !quiet {
-        print!("{}", table(&mean, cfg, n, skipped.len()));
+    if !quiet && let Err(Some(e)) = super::print_stdout(&table(&mean, cfg, n, skipped.len())) {
+        return Err(e);
     }
     Ok(())
 }

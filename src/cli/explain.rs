@@ -9,30 +9,41 @@
 //! | `result.json` | `json` | predictions, targets, relevance sums, output paths |
 //!
 //! `<target>` is `top1`, `top2`, … or `class<index>`. `OUT/summary.jsonl` gets one line per image
-//! of the run (the `result.json` record, with `status` ok, skipped or error), rewritten atomically
-//! at the end of the run. Every file is written through a temporary file and a rename.
+//! of the run (the `result.json` record, with `status` ok, skipped or error), appended as images
+//! finish. Every file is written through a temporary file and a rename. Each image folder's
+//! `.sglrp-settings` holds the fingerprint of the settings that made its outputs (model file,
+//! preset, methods, targets, formats, colour map, Grad-CAM layer): a rerun skips an image only
+//! when its outputs exist and were made the same way. The work runs on [`sglrp::pipeline`].
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use image::RgbImage;
-use rayon::prelude::*;
 use sglrp::backend::Backend;
+use sglrp::backend::open::{Caps, OnBackend};
 use sglrp::explain::{ImageResult, Network, Preset, Request, ranking};
 use sglrp::io::images::{read_rgb, write_png};
 use sglrp::io::npy::write_npy;
 use sglrp::io::write_atomic;
-use sglrp::model::{Channels, Model};
+use sglrp::model::{Channels, Model, Preprocess};
+use sglrp::pipeline::network::{Explainer, ItemResult, NetworkInput};
+use sglrp::pipeline::{self, Compute, Flow, Options};
 use sglrp::render::{self, ColorMap, GridRow};
 
+use super::device::{self, Devices};
 use super::inputs::{self, Input};
+use super::outdir::{self, Summary};
 use super::progress::Progress;
-use super::record::{ExplanationRecord, ImageRecord, predictions};
+use super::record::{ExplanationRecord, ImageRecord, fingerprint, model_hash, predictions};
 use super::targets::{self, TargetSpec};
 use super::{
-    EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, ExplainArgs, Format, MethodArg, device, io_reason,
-    load_model, report, unique,
+    EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, ExplainArgs, Format, MethodArg, load_model, report,
+    unique,
 };
+
+/// The file in each image folder that holds the fingerprint of its outputs' settings.
+const SETTINGS_FILE: &str = ".sglrp-settings";
 
 /// Everything the batch loop needs, fixed for the run.
 struct Job {
@@ -43,12 +54,13 @@ struct Job {
     formats: Vec<Format>,
     preset: Preset,
     cmap: ColorMap,
-    overwrite: bool,
-    batch_size: usize,
     max_pixels: u64,
     side: usize,
     classes: Vec<String>,
     channels: Channels,
+    preprocess: Preprocess,
+    /// The fingerprint of the settings (see the module's documentation).
+    fingerprint: String,
 }
 
 /// The files planned for one image.
@@ -60,14 +72,34 @@ struct Plan {
     json: Option<PathBuf>,
 }
 
-/// An image decoded and resized to the network's view, with its size on file.
-type Decoded = (RgbImage, (u32, u32));
+/// An image decoded, resized to the network's view and pre-processed, with its size on file.
+pub struct Decoded {
+    view: RgbImage,
+    size: (u32, u32),
+    input: Vec<f32>,
+}
+
+impl NetworkInput for Decoded {
+    fn network_input(&self) -> &[f32] {
+        &self.input
+    }
+}
 
 /// How one image ended.
-enum Outcome {
+pub enum Outcome {
     Done(ImageRecord),
     Skipped(ImageRecord),
     Failed(ImageRecord),
+}
+
+/// What a rerun finds in an image's folder.
+enum Found {
+    /// Nothing complete: compute.
+    Nothing,
+    /// Every output, made with these settings: skip.
+    Same,
+    /// Outputs made with other settings (or by an older version).
+    Changed,
 }
 
 pub fn run(args: ExplainArgs) -> u8 {
@@ -82,112 +114,225 @@ pub fn run(args: ExplainArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let backend = match device::select(args.model.device, args.model.threads) {
-        Ok(b) => b,
+    let devices = match Devices::open(&args.model.device, args.model.threads) {
+        Ok(d) => d,
         Err(e) => {
             report(e);
             return EXIT_USAGE;
         }
     };
-    if let Err(e) = prepare_output_folder(&args.out) {
-        report(format!("output folder {}: {e}", args.out.display()));
+    let _claimed = match outdir::claim(&args.out, outdir::LOCK) {
+        Ok(c) => c,
+        Err(e) => {
+            report(e);
+            return EXIT_USAGE;
+        }
+    };
+    let hash = match model_hash(&model_path) {
+        Ok(h) => h,
+        Err(e) => {
+            report(e);
+            return EXIT_USAGE;
+        }
+    };
+    let job = Job::new(&args, model_path, &model, targets, &hash);
+    let expanded = inputs::expand(&args.input.inputs, Some(&job.out));
+    if expanded.inputs.is_empty() {
+        for e in &expanded.errors {
+            report(e);
+        }
+        report("no images to explain");
         return EXIT_USAGE;
     }
-    let batch_size = args
-        .input
-        .batch_size
-        .map_or_else(|| backend.default_batch_size(), |n| n as usize);
-    let job = Job::new(&args, model_path, &model, targets, batch_size);
-    backend.run(Explain {
-        job,
-        model: &model,
-        inputs: &args.input.inputs,
-        quiet: args.input.quiet,
-    })
-}
-
-/// The run, once the model, targets, device and output folder are known.
-struct Explain<'a> {
-    job: Job,
-    model: &'a Model,
-    inputs: &'a [String],
-    quiet: bool,
-}
-
-impl device::OnBackend for Explain<'_> {
-    type Output = u8;
-
-    fn run<B: Backend>(self, backend: B) -> u8 {
-        let job = self.job;
-        let network = match Network::new(backend, self.model) {
-            Ok(n) => n,
-            Err(e) => {
-                report(format!("{}: {e}", job.model_path.display()));
-                return EXIT_USAGE;
+    let batch_size = devices.batch_size(args.input.batch_size.map(|n| n as usize));
+    if let Err(e) =
+        super::check_batch_memory(&model, batch_size, job.requests().len(), &devices.caps)
+    {
+        report(e);
+        return EXIT_USAGE;
+    }
+    let progress = Progress::new(expanded.inputs.len(), args.input.quiet);
+    for e in &expanded.errors {
+        progress.error(e);
+    }
+    let mut summary = match Summary::create(job.out.join("summary.jsonl")) {
+        Ok(s) => s,
+        Err(e) => {
+            report(e);
+            return EXIT_USAGE;
+        }
+    };
+    let mut counts = Counts {
+        failed: expanded.errors.len(),
+        ..Counts::default()
+    };
+    let mut record = |outcome: Outcome, progress: &Progress| {
+        let r = match &outcome {
+            Outcome::Done(r) => {
+                counts.done += 1;
+                r
+            }
+            Outcome::Skipped(r) => {
+                counts.skipped += 1;
+                r
+            }
+            Outcome::Failed(r) => {
+                counts.failed += 1;
+                progress.error(r.error.as_deref().unwrap_or("failed"));
+                r
             }
         };
-        let expanded = inputs::expand(self.inputs, Some(&job.out));
-        let progress = Progress::new(expanded.inputs.len(), self.quiet);
-        for e in &expanded.errors {
+        progress.working_on(&r.input);
+        progress.advance(1);
+        if let Err(e) = summary.append(&serde_json::to_string(r).unwrap_or_default()) {
             progress.error(e);
+            counts.failed += 1;
         }
-        let outcomes = job.run_all(&network, &expanded.inputs, &progress);
-        progress.finish();
-
-        let mut failed = expanded.errors.len();
-        let (mut done, mut skipped) = (0, 0);
-        let lines: Vec<String> = outcomes
-            .iter()
-            .map(|o| {
-                let record = match o {
-                    Outcome::Done(r) => {
-                        done += 1;
-                        r
-                    }
-                    Outcome::Skipped(r) => {
-                        skipped += 1;
-                        r
-                    }
-                    Outcome::Failed(r) => {
-                        failed += 1;
-                        r
-                    }
-                };
-                serde_json::to_string(record).unwrap_or_default()
-            })
-            .collect();
-        if !lines.is_empty() {
-            let summary = job.out.join("summary.jsonl");
-            let text = lines.join("\n") + "\n";
-            if let Err(e) = write_atomic(&summary, text.as_bytes()) {
-                report(e);
-                failed += 1;
-            }
+    };
+    let mut pending = Vec::new();
+    for input in expanded.inputs {
+        let plan = job.plan(&input);
+        match (job.found(&plan), args.overwrite, args.refuse_changed) {
+            (Found::Same, false, _) => record(
+                Outcome::Skipped(job.skipped_record(&input, &plan)),
+                &progress,
+            ),
+            (Found::Changed, false, true) => record(
+                job.failed_record(
+                    &input,
+                    format!(
+                        "{} holds outputs made with other settings; not recomputed \
+                         (--refuse-changed; --overwrite recomputes)",
+                        plan.dir.display()
+                    ),
+                ),
+                &progress,
+            ),
+            _ => pending.push(input),
         }
-        if !self.quiet {
-            eprintln!(
-                "{} image{} → {}: {done} explained, {skipped} skipped (outputs exist; \
-                 --overwrite recomputes), {failed} failed",
-                outcomes.len(),
-                if outcomes.len() == 1 { "" } else { "s" },
-                job.out.display(),
-            );
-        }
-        if failed > 0 {
-            EXIT_INPUTS_FAILED
+    }
+    let builder = BuildExplainer::<Decoded> {
+        model: &model,
+        requests: job.requests(),
+        preset: job.preset,
+        gradcam_layer: args.gradcam_layer.as_deref(),
+        model_path: &job.model_path,
+        kind: PhantomData,
+    };
+    let options = Options::new(batch_size, device::host_threads(), devices.len());
+    let result = pipeline::run(
+        &job,
+        &pending,
+        devices.len(),
+        |w| devices.run(w, builder.clone())?,
+        &options,
+        |_, outcome| {
+            record(outcome, &progress);
+            Flow::Continue
+        },
+    );
+    progress.finish();
+    if let Err(e) = result {
+        report(e);
+        return EXIT_USAGE;
+    }
+    let Counts {
+        done,
+        skipped,
+        failed,
+    } = counts;
+    if !args.input.quiet {
+        let total = done + skipped + failed - expanded.errors.len();
+        let skipped = if skipped > 0 {
+            format!("{skipped} skipped (outputs exist; --overwrite recomputes)")
         } else {
-            EXIT_OK
+            "0 skipped".to_string()
+        };
+        eprintln!(
+            "{total} image{} → {}: {done} explained, {skipped}, {failed} failed",
+            if total == 1 { "" } else { "s" },
+            job.out.display(),
+        );
+    }
+    if failed > 0 {
+        EXIT_INPUTS_FAILED
+    } else {
+        EXIT_OK
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    done: usize,
+    skipped: usize,
+    failed: usize,
+}
+
+/// The explainer of the run, built on whichever device a worker has.
+struct BuildExplainer<'a, P> {
+    model: &'a Model,
+    model_path: &'a Path,
+    requests: Vec<Request>,
+    preset: Preset,
+    gradcam_layer: Option<&'a str>,
+    kind: PhantomData<fn() -> P>,
+}
+
+impl<P> Clone for BuildExplainer<'_, P> {
+    fn clone(&self) -> Self {
+        BuildExplainer {
+            requests: self.requests.clone(),
+            ..*self
         }
     }
 }
 
-/// Creates the output folder and checks that a file can be written in it.
-fn prepare_output_folder(out: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
-    let probe = out.join(".sglrp-write-check");
-    write_atomic(&probe, b"").map_err(io_reason)?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
+impl<'a, P: NetworkInput + 'a> OnBackend for BuildExplainer<'a, P> {
+    type Output = Result<Box<dyn Compute<P, ItemResult<ImageResult>> + 'a>, String>;
+
+    fn run<B: Backend + 'static>(self, backend: B, _: &Caps) -> Self::Output {
+        let mut network = Network::new(backend, self.model)
+            .map_err(|e| format!("{}: {e}", self.model_path.display()))?;
+        if let Some(layer) = self.gradcam_layer {
+            network
+                .set_gradcam_layer(layer)
+                .map_err(|e| format!("--gradcam-layer: {e}"))?;
+        }
+        Ok(Box::new(Explainer {
+            network,
+            requests: self.requests,
+            preset: self.preset,
+        }))
+    }
+}
+
+impl pipeline::Job for Job {
+    type Input = Input;
+    type Prepared = Decoded;
+    type Computed = ItemResult<ImageResult>;
+    type Done = Outcome;
+
+    fn prepare(&self, input: &Input) -> Result<Decoded, String> {
+        let image = read_rgb(&input.path, self.max_pixels).map_err(|e| e.to_string())?;
+        let size = image.dimensions();
+        let view = self.preprocess.resize(&image, self.side);
+        let rgb: Vec<f32> = view.as_raw().iter().map(|&v| f32::from(v)).collect();
+        let input = self.preprocess.normalize(&rgb);
+        Ok(Decoded { view, size, input })
+    }
+
+    fn finish(&self, input: &Input, decoded: Decoded, result: ItemResult<ImageResult>) -> Outcome {
+        let written =
+            result.and_then(|r| self.write_outputs(input, &decoded.view, decoded.size, &r));
+        match written {
+            Ok(record) => Outcome::Done(record),
+            Err(e) => self.failed_record(input, e),
+        }
+    }
+
+    fn failed(&self, input: &Input, error: String) -> Outcome {
+        self.failed_record(input, error)
+    }
 }
 
 /// A path relative to the output folder, with `/` separators, for the JSON records.
@@ -205,22 +350,43 @@ impl Job {
         model_path: PathBuf,
         model: &Model,
         targets: Vec<TargetSpec>,
-        batch_size: usize,
+        model_hash: &str,
     ) -> Job {
+        let methods = unique(&args.method);
+        let formats = unique(&args.format);
+        let settings = serde_json::json!({
+            "model": model_hash,
+            "preset": args.preset.name(),
+            "methods": methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            "targets": targets.iter().map(|t| t.label.clone()).collect::<Vec<_>>(),
+            "formats": formats.iter().map(|f| format!("{f:?}").to_lowercase()).collect::<Vec<_>>(),
+            "cmap": args.cmap.to_string(),
+            "gradcam_layer": args.gradcam_layer,
+        });
         Job {
             out: args.out.clone(),
             model_path,
-            methods: unique(&args.method),
+            methods,
             targets,
-            formats: unique(&args.format),
+            formats,
             preset: args.preset,
             cmap: args.cmap,
-            overwrite: args.overwrite,
-            batch_size,
             max_pixels: (args.input.max_megapixels * 1e6).max(1.0) as u64,
             side: model.input_side,
             classes: model.classes.clone(),
             channels: model.preprocess.channels,
+            preprocess: model.preprocess.clone(),
+            fingerprint: fingerprint(&settings),
+        }
+    }
+
+    /// What a rerun finds in the image's folder.
+    fn found(&self, plan: &Plan) -> Found {
+        let stored = std::fs::read_to_string(plan.dir.join(SETTINGS_FILE)).ok();
+        match (plan.complete(), stored) {
+            (true, Some(s)) if s.trim() == self.fingerprint => Found::Same,
+            (true, _) => Found::Changed,
+            (false, _) => Found::Nothing,
         }
     }
 
@@ -269,123 +435,6 @@ impl Job {
         }
     }
 
-    /// Processes every input in batches; one outcome per input, in order.
-    fn run_all<B: Backend>(
-        &self,
-        network: &Network<B>,
-        inputs: &[Input],
-        progress: &Progress,
-    ) -> Vec<Outcome> {
-        let mut outcomes: Vec<Option<Outcome>> = (0..inputs.len()).map(|_| None).collect();
-        let mut pending = Vec::new();
-        for (i, input) in inputs.iter().enumerate() {
-            let plan = self.plan(input);
-            if !self.overwrite && plan.complete() {
-                outcomes[i] = Some(Outcome::Skipped(self.skipped_record(input, &plan)));
-                progress.advance(1);
-            } else {
-                pending.push(i);
-            }
-        }
-        for batch in pending.chunks(self.batch_size) {
-            let names: Vec<String> = batch
-                .iter()
-                .map(|&i| inputs[i].path.display().to_string())
-                .collect();
-            progress.working_on(&names.join(", "));
-            let results = self.process_batch(network, batch.iter().map(|&i| &inputs[i]).collect());
-            for (&i, outcome) in batch.iter().zip(results) {
-                if let Outcome::Failed(record) = &outcome {
-                    progress.error(record.error.as_deref().unwrap_or("failed"));
-                }
-                outcomes[i] = Some(outcome);
-            }
-            progress.advance(batch.len());
-        }
-        outcomes.into_iter().flatten().collect()
-    }
-
-    /// Decodes, explains and writes one batch. A decoding failure fails that image only; a
-    /// failure of the batch's pass is retried image by image, so that it names the image.
-    fn process_batch<B: Backend>(&self, network: &Network<B>, batch: Vec<&Input>) -> Vec<Outcome> {
-        let pre = &network.info().preprocess;
-        let decoded: Vec<Result<Decoded, String>> = batch
-            .par_iter()
-            .map(|input| {
-                read_rgb(&input.path, self.max_pixels)
-                    .map(|img| {
-                        let size = img.dimensions();
-                        (pre.resize(&img, self.side), size)
-                    })
-                    .map_err(|e| e.to_string())
-            })
-            .collect();
-        let ok: Vec<usize> = (0..batch.len()).filter(|&i| decoded[i].is_ok()).collect();
-        let views: Vec<&RgbImage> = ok
-            .iter()
-            .filter_map(|&i| decoded[i].as_ref().ok().map(|(v, _)| v))
-            .collect();
-        let results = self.explain(network, &views);
-
-        let mut outcomes: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
-        for (i, d) in decoded.iter().enumerate() {
-            if let Err(e) = d {
-                outcomes[i] = Some(self.failed_record(batch[i], e.clone()));
-            }
-        }
-        let written: Vec<(usize, Outcome)> = ok
-            .par_iter()
-            .zip(results)
-            .map(|(&i, result)| {
-                let (view, size) = decoded[i].as_ref().expect("only decoded images are here");
-                let outcome = match result {
-                    Ok(result) => match self.write_outputs(batch[i], view, *size, &result) {
-                        Ok(record) => Outcome::Done(record),
-                        Err(e) => self.failed_record(batch[i], e),
-                    },
-                    Err(e) => self.failed_record(batch[i], e),
-                };
-                (i, outcome)
-            })
-            .collect();
-        for (i, outcome) in written {
-            outcomes[i] = Some(outcome);
-        }
-        outcomes.into_iter().flatten().collect()
-    }
-
-    /// One pass for the whole batch; if it fails, one pass per image.
-    fn explain<B: Backend>(
-        &self,
-        network: &Network<B>,
-        views: &[&RgbImage],
-    ) -> Vec<Result<ImageResult, String>> {
-        if views.is_empty() {
-            return Vec::new();
-        }
-        let pre = &network.info().preprocess;
-        let prepare = |view: &RgbImage| {
-            let rgb: Vec<f32> = view.as_raw().iter().map(|&v| f32::from(v)).collect();
-            pre.normalize(&rgb)
-        };
-        let requests = self.requests();
-        let input: Vec<f32> = views.iter().flat_map(|v| prepare(v)).collect();
-        match network.explain_each(&input, &requests, self.preset) {
-            Ok(results) if results.len() == views.len() => results.into_iter().map(Ok).collect(),
-            _ if views.len() > 1 => views
-                .iter()
-                .map(|v| {
-                    network
-                        .explain_each(&prepare(v), &requests, self.preset)
-                        .map_err(|e| e.to_string())
-                        .and_then(|mut r| r.pop().ok_or_else(|| "no result".to_string()))
-                })
-                .collect(),
-            Ok(_) => vec![Err("the network returned no result".into())],
-            Err(e) => vec![Err(e.to_string())],
-        }
-    }
-
     /// Writes every planned file of one image and returns its record.
     fn write_outputs(
         &self,
@@ -396,6 +445,9 @@ impl Job {
     ) -> Result<ImageRecord, String> {
         let plan = self.plan(input);
         std::fs::create_dir_all(&plan.dir).map_err(|e| format!("{}: {e}", plan.dir.display()))?;
+        // Until every file is rewritten, the folder is not one of these settings' outputs.
+        let settings_file = plan.dir.join(SETTINGS_FILE);
+        let _ = std::fs::remove_file(&settings_file);
         let side = self.side as u32;
         let order = ranking(&result.logits);
         let rank_of = |class: usize| order.iter().position(|&c| c == class).map_or(0, |r| r + 1);
@@ -494,11 +546,13 @@ impl Job {
             predictions: predictions(&result.logits, &self.classes, 5),
             explanations: explanation_records,
             grid: plan.grid.as_ref().map(|p| relative(&self.out, p)),
+            settings: Some(self.fingerprint.clone()),
         };
         if let Some(path) = &plan.json {
             let text = serde_json::to_string_pretty(&record).map_err(|e| e.to_string())? + "\n";
             write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())?;
         }
+        write_atomic(&settings_file, self.fingerprint.as_bytes()).map_err(|e| e.to_string())?;
         Ok(record)
     }
 

@@ -5,30 +5,51 @@
 
 use sglrp::model::{Channels, Dims, LayerCost, Model, Resize, layer_costs};
 
-use super::{EXIT_OK, InfoArgs, device, load_model};
+use sglrp::backend::open::{DeviceId, Opened};
+
+use super::{EXIT_OK, InfoArgs, device, load_model, print_or_exit};
+
+/// One line of the report into `o` (written out at once, so that a closed stdout is one error).
+macro_rules! say {
+    ($o:expr) => {
+        $o.push('\n')
+    };
+    ($o:expr, $($arg:tt)*) => {{
+        $o.push_str(&format!($($arg)*));
+        $o.push('\n');
+    }};
+}
 
 pub fn run(args: InfoArgs) -> u8 {
     let (path, model) = match load_model(args.model.as_deref()) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
+    let mut o = String::new();
     let costs = layer_costs(&model.specs(), &model.dims());
     let dims = model.dims();
     let names = model.layer_names();
-    println!("model     {}", path.display());
+    say!(o, "model     {}", path.display());
     if !model.name.is_empty() {
-        println!("name      {}", model.name);
+        say!(o, "name      {}", model.name);
     }
     let side = model.input_side;
-    println!("input     {side}×{side}×3");
-    println!("preproc.  {}", describe_preprocess(&model));
-    println!();
-    println!(
+    say!(o, "input     {side}×{side}×3");
+    say!(o, "preproc.  {}", describe_preprocess(&model));
+    say!(o);
+    say!(
+        o,
         "{:<4} {:<10} {:<10} {:>14} {:>14} {:>12}",
-        "#", "layer", "kind", "output", "parameters", "MFLOP fwd"
+        "#",
+        "layer",
+        "kind",
+        "output",
+        "parameters",
+        "MFLOP fwd"
     );
     for (i, ((layer, (_, out)), cost)) in model.layers.iter().zip(&dims).zip(&costs).enumerate() {
-        println!(
+        say!(
+            o,
             "{:<4} {:<10} {:<10} {:>14} {:>14} {:>12}",
             i,
             names[i],
@@ -42,39 +63,71 @@ pub fn run(args: InfoArgs) -> u8 {
     let (params, forward) = (total(|c| c.params), total(|c| c.forward));
     let explanation = forward + total(|c| c.denominator) + total(|c| c.transpose);
     let further = total(|c| c.transpose);
-    println!();
-    println!("parameters                          {}", group(params));
-    println!("FLOPs per image, forward pass       {}", flops(forward));
-    println!(
+    say!(o);
+    say!(o, "parameters                          {}", group(params));
+    say!(o, "FLOPs per image, forward pass       {}", flops(forward));
+    say!(
+        o,
         "FLOPs per explanation               {} (forward + z⁺ denominators + transposed products: {:.1}× the forward pass)",
         flops(explanation),
         explanation as f64 / forward.max(1) as f64
     );
-    println!(
+    say!(
+        o,
         "  each further method or target     +{} (×2 with --preset innvestigate)",
         flops(further)
     );
-    println!();
+    say!(o);
     let n = model.classes.len();
     let shown = if args.classes { n } else { n.min(20) };
-    println!("classes   {n}");
+    say!(o, "classes   {n}");
     for (i, name) in model.classes[..shown].iter().enumerate() {
-        println!("  {i:>4}  {name}");
+        say!(o, "  {i:>4}  {name}");
     }
     if shown < n {
-        println!("  … {} more (--classes lists them all)", n - shown);
+        say!(o, "  … {} more (--classes lists them all)", n - shown);
     }
-    println!();
-    println!("devices");
-    match device::cpu_backend(args.threads) {
-        Ok(cpu) => println!(
-            "  cpu     {} threads (available: {} cores)",
-            cpu.threads(),
+    say!(o);
+    say!(o, "devices");
+    let threads = match device::check_threads(args.threads) {
+        Ok(t) => t,
+        Err(e) => {
+            super::report(e);
+            return super::EXIT_USAGE;
+        }
+    };
+    match Opened::open(DeviceId::Cpu, threads) {
+        Ok(cpu) => say!(
+            o,
+            "  cpu     {} (available: {} cores)",
+            cpu.caps().hardware,
             std::thread::available_parallelism().map_or(1, |n| n.get())
         ),
-        Err(e) => println!("  cpu     unavailable: {e}"),
+        Err(e) => say!(o, "  cpu     unavailable: {e}"),
     }
-    println!("  cuda    {}", device::cuda_status());
+    let cuda = device::cuda_status();
+    say!(o, "  cuda    {cuda}");
+    if cuda.starts_with("available") {
+        for n in 0.. {
+            let Ok(gpu) = Opened::open(DeviceId::Cuda(n), None) else {
+                break;
+            };
+            let caps = gpu.caps();
+            let peak = caps
+                .peak("f32")
+                .map_or("peak unknown".into(), |t| format!("f32 peak {t} TFLOP/s"));
+            say!(
+                o,
+                "  {:<7} {}, {peak}, batch {} by default",
+                caps.name,
+                caps.hardware,
+                caps.preferred_batch
+            );
+        }
+    }
+    if let Err(code) = print_or_exit(&o) {
+        return code;
+    }
     EXIT_OK
 }
 

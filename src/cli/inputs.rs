@@ -56,8 +56,34 @@ pub fn expand(args: &[String], exclude: Option<&Path>) -> Expanded {
             out.errors.push(format!("{arg}: no such file or folder"));
         }
     }
+    for input in &mut out.inputs {
+        input.key = safe_key(&input.key);
+    }
     dedupe_keys(&mut out.inputs);
     out
+}
+
+/// `key` with only plain components, none of them all dots: it stays inside the output folder.
+fn safe_key(key: &Path) -> PathBuf {
+    let parts: PathBuf = key
+        .components()
+        .map(|c| match c {
+            std::path::Component::Normal(name) => {
+                let name = name.to_string_lossy();
+                if name.chars().all(|ch| ch == '.') {
+                    format!("_{name}")
+                } else {
+                    name.into_owned()
+                }
+            }
+            _ => "_".to_string(),
+        })
+        .collect();
+    if parts.as_os_str().is_empty() {
+        PathBuf::from("_")
+    } else {
+        parts
+    }
 }
 
 fn expand_glob(
@@ -227,6 +253,25 @@ mod tests {
         assert!(got.errors[0].contains("empty") && got.errors[0].contains("no images"));
         assert!(got.errors[1].contains("missing.png"));
         assert!(got.errors[2].contains("no file matches"));
+    }
+
+    #[test]
+    fn keys_never_leave_the_output_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        touch(&root.join("...png"));
+        touch(&root.join("set/....png"));
+        let arg = |p: &str| root.join(p).to_string_lossy().into_owned();
+        let got = expand(&[arg("...png"), arg("set")], None);
+        let keys: Vec<_> = got.inputs.iter().map(|i| i.key.clone()).collect();
+        assert_eq!(keys, [PathBuf::from("_.."), PathBuf::from("set/_...")]);
+        for key in &keys {
+            assert!(
+                key.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+            );
+        }
+        assert_eq!(safe_key(Path::new("../a/./b")), PathBuf::from("_/a/b"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod eval;
 mod explain;
 mod info;
 mod inputs;
+mod outdir;
 mod progress;
 mod record;
 mod targets;
@@ -86,11 +87,12 @@ struct ModelArgs {
     #[arg(long, value_name = "FILE")]
     model: Option<PathBuf>,
 
-    /// Where to run: auto (cuda:0 when usable, else the CPU), cpu, or cuda / cuda:N.
+    /// Where to run: auto (cuda:0 when usable, else the CPU), cpu, cuda / cuda:N, a list
+    /// cuda:0,1,3 or cuda:all (one worker per GPU).
     #[arg(long, default_value = "auto", value_name = "DEVICE")]
     device: Device,
 
-    /// CPU worker threads (default: one per core).
+    /// CPU worker threads (default: one per core; at most 4 per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
 }
@@ -132,6 +134,7 @@ struct ExplainArgs {
         long,
         short,
         value_delimiter = ',',
+        ignore_case = true,
         default_value = "guided_gradcam,lrp,clrp,sglrp",
         value_name = "METHOD"
     )]
@@ -157,6 +160,7 @@ struct ExplainArgs {
         long,
         short,
         value_delimiter = ',',
+        ignore_case = true,
         default_value = "png,grid,npy,json",
         value_name = "FORMAT"
     )]
@@ -166,9 +170,18 @@ struct ExplainArgs {
     #[arg(long, default_value = "seismic", value_name = "CMAP")]
     cmap: ColorMap,
 
-    /// Recompute images whose outputs all exist (by default they are skipped).
+    /// Grad-CAM's layer (default: the last conv, e.g. conv5_3).
+    #[arg(long, value_name = "LAYER")]
+    gradcam_layer: Option<String>,
+
+    /// Recompute images whose outputs all exist (by default they are skipped when they were
+    /// made with the same settings, and recomputed otherwise).
     #[arg(long)]
     overwrite: bool,
+
+    /// Fail an image whose outputs were made with other settings instead of recomputing them.
+    #[arg(long, conflicts_with = "overwrite")]
+    refuse_changed: bool,
 }
 
 #[derive(Args, Debug)]
@@ -217,6 +230,7 @@ struct EvalArgs {
         long,
         short,
         value_delimiter = ',',
+        ignore_case = true,
         default_value = "lrp,clrp,sglrp,guided_gradcam,random",
         value_name = "METHOD"
     )]
@@ -282,6 +296,7 @@ struct VerifyArgs {
         long,
         short,
         value_delimiter = ',',
+        ignore_case = true,
         default_value = "lrp,clrp,sglrp",
         value_name = "METHOD"
     )]
@@ -311,9 +326,15 @@ struct BenchArgs {
           value_parser = clap::value_parser!(u16).range(32..))]
     side: u16,
 
-    /// Where to run: auto (cuda:0 when usable, else the CPU), cpu, or cuda / cuda:N.
+    /// Where to run: auto (cuda:0 when usable, else the CPU), cpu, or cuda / cuda:N (the first
+    /// device of a list).
     #[arg(long, default_value = "auto", value_name = "DEVICE")]
     device: Device,
+
+    /// Also time a folder of images through `explain` (all of its default outputs, written to
+    /// a temporary folder) and print images/s end to end beside the kernel-only figure.
+    #[arg(long, value_name = "DIR")]
+    end_to_end: Option<PathBuf>,
 
     /// Batch sizes to time (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', default_value = "1,8,32", value_name = "N",
@@ -325,6 +346,7 @@ struct BenchArgs {
         long,
         short,
         value_delimiter = ',',
+        ignore_case = true,
         default_value = "lrp,clrp,sglrp",
         value_name = "METHOD"
     )]
@@ -428,6 +450,51 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
     };
     ExitCode::from(code)
+}
+
+/// Writes `text` to standard output. A closed pipe (`sglrp info | head -1`) ends the output
+/// quietly (`Err(None)`); any other failure (`> /dev/full`) is one line (`Err(Some(line))`).
+fn print_stdout(text: &str) -> Result<(), Option<String>> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(None),
+        Err(e) => Err(Some(format!("standard output: {e}"))),
+    }
+}
+
+/// [`print_stdout`] as an exit code for commands whose output is all on stdout: a closed pipe
+/// is no failure, a full disk is.
+fn print_or_exit(text: &str) -> Result<(), u8> {
+    match print_stdout(text) {
+        Ok(()) => Ok(()),
+        Err(None) => Err(EXIT_OK),
+        Err(Some(line)) => {
+            report(line);
+            Err(EXIT_INPUTS_FAILED)
+        }
+    }
+}
+
+/// Refuses a batch that cannot fit the device's memory, before anything is allocated.
+fn check_batch_memory(
+    model: &Model,
+    batch: usize,
+    heads: usize,
+    caps: &sglrp::backend::open::Caps,
+) -> Result<(), String> {
+    let need = sglrp::pipeline::network::batch_bytes(model, batch, heads);
+    match caps.memory_bytes {
+        Some(have) if need > have => Err(format!(
+            "--batch-size {batch}: a batch needs about {:.1} GB on {} and {:.1} GB is free; \
+             use a smaller --batch-size",
+            need as f64 / 1e9,
+            caps.name,
+            have as f64 / 1e9
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Prints one error line. Every error the CLI reports goes through here.

@@ -42,9 +42,10 @@ impl Progress {
         self.bar.suspend(|| super::report(message));
     }
 
-    /// Prints a result line on stdout, above the bar.
-    pub fn println(&self, line: &str) {
-        self.bar.suspend(|| println!("{line}"));
+    /// Prints a result line on stdout, above the bar; fails as [`super::print_stdout`] does.
+    pub fn println(&self, line: &str) -> Result<(), Option<String>> {
+        self.bar
+            .suspend(|| super::print_stdout(&format!("{line}\n")))
     }
 
     pub fn finish(&self) {

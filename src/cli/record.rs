@@ -3,6 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use std::io::Read;
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 use sglrp::explain::{ranking, softmax};
 
@@ -39,6 +42,9 @@ pub struct ImageRecord {
     pub explanations: Vec<ExplanationRecord>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grid: Option<String>,
+    /// The fingerprint of the settings that made the outputs (see `explain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
 }
 
 /// A class the model ranks.
@@ -89,4 +95,57 @@ pub fn predictions(logits: &[f32], classes: &[String], k: usize) -> Vec<Predicti
             logit: logits[c],
         })
         .collect()
+}
+
+/// 64-bit FNV-1a, as 16 hex digits: stable across runs, builds and platforms.
+fn fnv1a(state: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(state, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The fingerprint of a run's settings (a JSON value): a hash of its text.
+pub fn fingerprint(settings: &serde_json::Value) -> String {
+    format!("{:016x}", fnv1a(FNV_START, settings.to_string().as_bytes()))
+}
+
+/// A hash of the model file's bytes, so that outputs name the weights that made them.
+pub fn model_hash(path: &Path) -> Result<String, String> {
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(fail)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut state = FNV_START;
+    loop {
+        let n = file.read(&mut buf).map_err(fail)?;
+        if n == 0 {
+            return Ok(format!("{state:016x}"));
+        }
+        state = fnv1a(state, &buf[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_follow_the_settings() {
+        let a = fingerprint(&serde_json::json!({"preset": "paper", "methods": ["lrp"]}));
+        let b = fingerprint(&serde_json::json!({"preset": "zennit", "methods": ["lrp"]}));
+        assert_eq!(a.len(), 16);
+        assert_ne!(a, b);
+        // FNV-1a of "a" is af63dc4c8601ec8c (the reference vectors).
+        assert_eq!(fnv1a(FNV_START, b"a"), 0xaf63_dc4c_8601_ec8c);
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("m");
+        std::fs::write(&file, b"a").unwrap();
+        assert_eq!(model_hash(&file).unwrap(), "af63dc4c8601ec8c");
+        assert!(
+            model_hash(&dir.path().join("none"))
+                .unwrap_err()
+                .contains("none")
+        );
+    }
 }

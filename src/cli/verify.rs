@@ -37,7 +37,7 @@ pub fn run(args: VerifyArgs) -> u8 {
         return EXIT_USAGE;
     }
     // Opened up front so that an unusable GPU stops the run before any work.
-    let (ordinal, mut first) = match open_gpu(args.model.device) {
+    let (ordinal, mut first) = match open_gpu(args.model.device.clone()) {
         Ok((ordinal, gpu)) => (ordinal, Some(gpu)),
         Err(e) => {
             report(e);
@@ -127,9 +127,13 @@ pub fn run(args: VerifyArgs) -> u8 {
 /// The GPU that `--device` names, with its ordinal, or why there is none to compare.
 fn open_gpu(asked: Device) -> Result<(usize, CudaBackend), String> {
     match asked {
-        Device::Cuda(n) => device::cuda_backend(n)
-            .map(|gpu| (n, gpu))
-            .map_err(|why| format!("--device cuda:{n}: {why}")),
+        Device::Cuda(list) if list.len() == 1 => device::cuda_backend(list[0])
+            .map(|gpu| (list[0], gpu))
+            .map_err(|why| format!("--device cuda:{}: {why}", list[0])),
+        Device::Cuda(_) | Device::CudaAll => Err(
+            "verify compares one GPU against the CPU reference; name it with --device cuda:N"
+                .into(),
+        ),
         Device::Auto => device::cuda_backend(0).map(|gpu| (0, gpu)).map_err(|why| {
             format!(
                 "verify compares a GPU against the CPU reference, and --device auto found no \

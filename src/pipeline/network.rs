@@ -4,6 +4,7 @@
 
 use crate::backend::Backend;
 use crate::explain::{ImageResult, Network, Preset, Request};
+use crate::model::Model;
 
 use super::Compute;
 
@@ -33,6 +34,29 @@ pub fn non_finite(what: &str, values: &[f32]) -> Option<String> {
             values.len()
         )
     })
+}
+
+impl NetworkInput for Vec<f32> {
+    fn network_input(&self) -> &[f32] {
+        self
+    }
+}
+
+/// About how many bytes a pass over `batch` images with `heads` explanations each holds at
+/// once: every layer's activations (kept for the backward pass), and per head the relevance of
+/// the widest layer twice (a layer's input and output), in f32.
+pub fn batch_bytes(model: &Model, batch: usize, heads: usize) -> u64 {
+    let dims = model.dims();
+    let side = model.input_side as u64;
+    let activations: u64 =
+        dims.iter().map(|(_, out)| out.len() as u64).sum::<u64>() + side * side * 3;
+    let widest = dims
+        .iter()
+        .map(|(input, out)| input.len().max(out.len()) as u64)
+        .max()
+        .unwrap_or(0);
+    let per_image = activations.saturating_add((heads as u64).saturating_mul(2 * widest));
+    per_image.saturating_mul(4).saturating_mul(batch as u64)
 }
 
 /// The logits of each image.
