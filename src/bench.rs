@@ -68,6 +68,8 @@ pub struct LayerRow {
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub device: String,
+    /// What the device is, for the header: the card, or the CPU's threads.
+    pub hardware: String,
     pub card: Option<String>,
     pub peak_f32_tflops: Option<f64>,
     pub model: String,
@@ -83,12 +85,7 @@ impl BenchReport {
             "bench: {} ({}), {} {}×{}, preset {}\n\n\
              | pass | batch | ms/batch | images/s | GFLOP/image | TFLOP/s | of peak |\n\
              |---|---|---|---|---|---|---|\n",
-            self.device,
-            self.card.as_deref().unwrap_or("-"),
-            self.model,
-            self.input_side,
-            self.input_side,
-            self.preset
+            self.device, self.hardware, self.model, self.input_side, self.input_side, self.preset
         );
         for r in &self.rows {
             s.push_str(&format!(
@@ -205,6 +202,7 @@ pub fn bench<B: Backend>(
     }
     Ok(BenchReport {
         device: net.backend().name(),
+        hardware: card.clone().unwrap_or_default(),
         card,
         peak_f32_tflops: peak,
         model: info.name.clone(),

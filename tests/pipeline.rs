@@ -280,3 +280,110 @@ fn no_inputs_is_no_work() {
     let (got, passes) = run(&job, &[], 2, Options::new(4, 2, 2), &[], 0);
     assert!(got.is_empty() && passes.is_empty());
 }
+
+/// Real networks: inputs are pre-processed images; the outcome is the whole result.
+struct Images;
+
+impl Job for Images {
+    type Input = Vec<f32>;
+    type Prepared = Vec<f32>;
+    type Computed = Result<sglrp::explain::ImageResult, String>;
+    type Done = Result<(Vec<f32>, Vec<Vec<f32>>), String>;
+
+    fn prepare(&self, input: &Vec<f32>) -> Result<Vec<f32>, String> {
+        Ok(input.clone())
+    }
+    fn finish(&self, _: &Vec<f32>, _: Vec<f32>, computed: Self::Computed) -> Self::Done {
+        computed.map(|r| {
+            let maps = r.explanations.into_iter().map(|e| e.relevance).collect();
+            (r.logits, maps)
+        })
+    }
+    fn failed(&self, _: &Vec<f32>, error: String) -> Self::Done {
+        Err(error)
+    }
+}
+
+fn explain_on_cpu(
+    model: &sglrp::model::Model,
+    images: &[Vec<f32>],
+    workers: usize,
+    batch: usize,
+) -> Vec<Result<(Vec<f32>, Vec<Vec<f32>>), String>> {
+    use sglrp::explain::{Method, Network, Preset, Request, Target};
+    use sglrp::pipeline::network::Explainer;
+    let requests = vec![
+        Request::new(Method::Lrp, Target::Rank(1)),
+        Request::new(Method::Sglrp, Target::Rank(2)),
+    ];
+    let mut got = Vec::new();
+    pipeline::run(
+        &Images,
+        images,
+        workers,
+        |_| {
+            let backend =
+                sglrp::backend::cpu::CpuBackend::new(Some(1)).map_err(|e| e.to_string())?;
+            let network = Network::new(backend, model).map_err(|e| e.to_string())?;
+            Ok(Explainer {
+                network,
+                requests: requests.clone(),
+                preset: Preset::Paper,
+            })
+        },
+        &Options::new(batch, 2, workers),
+        |_, done| {
+            got.push(done);
+            Flow::Continue
+        },
+    )
+    .unwrap();
+    got
+}
+
+fn small_model() -> sglrp::model::Model {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/small_vgg.model.safetensors");
+    sglrp::model::Model::load(&path).unwrap()
+}
+
+fn seeded_images(model: &sglrp::model::Model, n: usize) -> Vec<Vec<f32>> {
+    (0..n)
+        .map(|i| sglrp::bench::random_images(model, 1, 100 + i as u64))
+        .collect()
+}
+
+#[test]
+fn two_cpu_workers_give_the_results_of_one() {
+    let model = small_model();
+    let images = seeded_images(&model, 7);
+    let one = explain_on_cpu(&model, &images, 1, 3);
+    let two = explain_on_cpu(&model, &images, 2, 3);
+    assert_eq!(one.len(), 7);
+    assert!(one.iter().all(Result::is_ok));
+    assert_eq!(one, two, "two workers changed the results");
+    // The maps are the library's own, image by image.
+    let alone = explain_on_cpu(&model, &images[4..5], 1, 1);
+    assert_eq!(one[4], alone[0]);
+}
+
+#[test]
+fn maps_that_overflow_are_an_error_for_that_image() {
+    let mut model = small_model();
+    // Finite weights whose products overflow f32 in the forward pass.
+    for layer in &mut model.layers {
+        if let sglrp::model::Layer::Conv(p) = layer {
+            p.weight.iter_mut().for_each(|w| *w *= 1e12);
+        }
+    }
+    let images = seeded_images(&model, 2);
+    let got = explain_on_cpu(&model, &images, 1, 2);
+    assert_eq!(got.len(), 2);
+    for outcome in got {
+        let error = outcome.expect_err("overflowing weights reported as a success");
+        assert!(
+            error.contains("NaN") && error.contains("infinite") && error.starts_with("the "),
+            "{error}"
+        );
+    }
+}

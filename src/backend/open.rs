@@ -117,6 +117,8 @@ pub struct Caps {
     pub name: String,
     /// The hardware: the card's name, or the CPU's thread count.
     pub hardware: String,
+    /// The GPU's name, as the driver reports it.
+    pub card: Option<String>,
     /// Known peak throughput per precision (`f32`, …), TFLOP/s.
     pub peak_tflops: Vec<(&'static str, f64)>,
     /// Images per pass when `--batch-size` is not given. On the CPU a batch is no faster per
@@ -185,6 +187,7 @@ impl Opened {
             Opened::Cpu(cpu) => Caps {
                 name: cpu.name(),
                 hardware: format!("{} threads", cpu.threads()),
+                card: None,
                 peak_tflops: Vec::new(),
                 preferred_batch: 1,
                 layer_timer: false,
@@ -198,7 +201,8 @@ impl Opened {
                         .map(|t| ("f32", t))
                         .into_iter()
                         .collect(),
-                    hardware: card,
+                    hardware: card.clone(),
+                    card: Some(card),
                     preferred_batch: 16,
                     layer_timer: true,
                     memory_bytes: None,
@@ -267,6 +271,7 @@ mod tests {
         let caps = cpu.caps();
         assert_eq!(caps.name, "cpu");
         assert_eq!(caps.hardware, "2 threads");
+        assert_eq!(caps.card, None);
         assert_eq!(caps.preferred_batch, 1);
         assert!(caps.peak("f32").is_none() && !caps.layer_timer);
         assert_eq!(DeviceSelection::Cpu.resolve().unwrap(), [DeviceId::Cpu]);

@@ -10,8 +10,8 @@
 //!
 //! `<target>` is `top1`, `top2`, … or `class<index>`. `OUT/summary.jsonl` gets one line per image
 //! of the run (the `result.json` record, with `status` ok, skipped or error), appended as images
-//! finish. Every file is written through a temporary file and a rename. Each image folder's
-//! `.sglrp-settings` holds the fingerprint of the settings that made its outputs (model file,
+//! finish. Every file is written through a temporary file and a rename. `OUT/fingerprints.jsonl`
+//! holds, per image folder, the fingerprint of the settings that made its outputs (model file,
 //! preset, methods, targets, formats, colour map, Grad-CAM layer): a rerun skips an image only
 //! when its outputs exist and were made the same way. The work runs on [`sglrp::pipeline`].
 
@@ -42,9 +42,6 @@ use super::{
     unique,
 };
 
-/// The file in each image folder that holds the fingerprint of its outputs' settings.
-const SETTINGS_FILE: &str = ".sglrp-settings";
-
 /// Everything the batch loop needs, fixed for the run.
 struct Job {
     out: PathBuf,
@@ -61,6 +58,8 @@ struct Job {
     preprocess: Preprocess,
     /// The fingerprint of the settings (see the module's documentation).
     fingerprint: String,
+    /// What made each image folder's outputs.
+    fingerprints: outdir::Fingerprints,
 }
 
 /// The files planned for one image.
@@ -135,7 +134,14 @@ pub fn run(args: ExplainArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let job = Job::new(&args, model_path, &model, targets, &hash);
+    let fingerprints = match outdir::Fingerprints::open(&args.out) {
+        Ok(f) => f,
+        Err(e) => {
+            report(e);
+            return EXIT_USAGE;
+        }
+    };
+    let job = Job::new(&args, model_path, &model, targets, &hash, fingerprints);
     let expanded = inputs::expand(&args.input.inputs, Some(&job.out));
     if expanded.inputs.is_empty() {
         for e in &expanded.errors {
@@ -192,7 +198,11 @@ pub fn run(args: ExplainArgs) -> u8 {
     let mut pending = Vec::new();
     for input in expanded.inputs {
         let plan = job.plan(&input);
-        match (job.found(&plan), args.overwrite, args.refuse_changed) {
+        match (
+            job.found(&input, &plan),
+            args.overwrite,
+            args.refuse_changed,
+        ) {
             (Found::Same, false, _) => record(
                 Outcome::Skipped(job.skipped_record(&input, &plan)),
                 &progress,
@@ -335,6 +345,16 @@ impl pipeline::Job for Job {
     }
 }
 
+/// An image's key as `fingerprints.jsonl` names it, with `/` separators.
+fn key_name(input: &Input) -> String {
+    input
+        .key
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// A path relative to the output folder, with `/` separators, for the JSON records.
 fn relative(out: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(out).unwrap_or(path);
@@ -351,6 +371,7 @@ impl Job {
         model: &Model,
         targets: Vec<TargetSpec>,
         model_hash: &str,
+        fingerprints: outdir::Fingerprints,
     ) -> Job {
         let methods = unique(&args.method);
         let formats = unique(&args.format);
@@ -377,14 +398,15 @@ impl Job {
             channels: model.preprocess.channels,
             preprocess: model.preprocess.clone(),
             fingerprint: fingerprint(&settings),
+            fingerprints,
         }
     }
 
     /// What a rerun finds in the image's folder.
-    fn found(&self, plan: &Plan) -> Found {
-        let stored = std::fs::read_to_string(plan.dir.join(SETTINGS_FILE)).ok();
+    fn found(&self, input: &Input, plan: &Plan) -> Found {
+        let stored = self.fingerprints.get(&key_name(input));
         match (plan.complete(), stored) {
-            (true, Some(s)) if s.trim() == self.fingerprint => Found::Same,
+            (true, Some(s)) if s == self.fingerprint => Found::Same,
             (true, _) => Found::Changed,
             (false, _) => Found::Nothing,
         }
@@ -445,9 +467,9 @@ impl Job {
     ) -> Result<ImageRecord, String> {
         let plan = self.plan(input);
         std::fs::create_dir_all(&plan.dir).map_err(|e| format!("{}: {e}", plan.dir.display()))?;
-        // Until every file is rewritten, the folder is not one of these settings' outputs.
-        let settings_file = plan.dir.join(SETTINGS_FILE);
-        let _ = std::fs::remove_file(&settings_file);
+        // Until every file is rewritten, the folder holds no one settings' outputs.
+        let key = key_name(input);
+        self.fingerprints.set(&key, "")?;
         let side = self.side as u32;
         let order = ranking(&result.logits);
         let rank_of = |class: usize| order.iter().position(|&c| c == class).map_or(0, |r| r + 1);
@@ -552,7 +574,7 @@ impl Job {
             let text = serde_json::to_string_pretty(&record).map_err(|e| e.to_string())? + "\n";
             write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())?;
         }
-        write_atomic(&settings_file, self.fingerprint.as_bytes()).map_err(|e| e.to_string())?;
+        self.fingerprints.set(&key, &self.fingerprint)?;
         Ok(record)
     }
 

@@ -76,6 +76,8 @@ fn safe_key(key: &Path) -> PathBuf {
                     name.into_owned()
                 }
             }
+            std::path::Component::ParentDir => "_..".to_string(),
+            std::path::Component::CurDir => "_.".to_string(),
             _ => "_".to_string(),
         })
         .collect();
@@ -271,7 +273,8 @@ mod tests {
                     .all(|c| matches!(c, std::path::Component::Normal(_)))
             );
         }
-        assert_eq!(safe_key(Path::new("../a/./b")), PathBuf::from("_/a/b"));
+        assert_eq!(safe_key(Path::new("../a/./b")), PathBuf::from("_../a/b"));
+        assert_eq!(safe_key(Path::new("/x")), PathBuf::from("_/x"));
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! An output folder shared with other processes and with killed runs: a lock, so that a second
 //! run into the same folder stops with a message naming it; the removal of temporary files that
 //! a killed run left (`.<name>.<pid>.tmp`, see `sglrp::io::write_atomic`); and `summary.jsonl`
-//! appended line by line, so that a killed run keeps the lines of what it finished.
+//! appended line by line, so that a killed run keeps the lines of what it finished; and
+//! `fingerprints.jsonl`, which settings made each image's outputs.
 
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use sglrp::io::write_atomic;
 
@@ -102,6 +105,63 @@ impl Summary {
         self.file
             .write_all(format!("{line}\n").as_bytes())
             .and_then(|_| self.file.flush())
+            .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+}
+
+/// `fingerprints.jsonl`: per image folder, the fingerprint of the settings its outputs were made
+/// with, one `{"key", "settings"}` line per change, appended (the last line of a key holds; an
+/// empty `settings` marks outputs being rewritten).
+pub struct Fingerprints {
+    path: PathBuf,
+    file: Mutex<File>,
+    known: HashMap<String, String>,
+}
+
+impl Fingerprints {
+    pub fn open(out: &Path) -> Result<Fingerprints, String> {
+        let path = out.join("fingerprints.jsonl");
+        let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+        let text = match std::fs::read(&path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(fail(e)),
+        };
+        let mut known = HashMap::new();
+        for line in text.lines() {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue; // a line cut short by a killed run
+            };
+            if let (Some(key), Some(settings)) = (v["key"].as_str(), v["settings"].as_str()) {
+                known.insert(key.to_string(), settings.to_string());
+            }
+        }
+        let file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(fail)?;
+        Ok(Fingerprints {
+            path,
+            file: Mutex::new(file),
+            known,
+        })
+    }
+
+    /// The fingerprint of `key`'s outputs when the run started.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.known
+            .get(key)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Records that `key`'s outputs are now made with `settings` (empty: being rewritten).
+    pub fn set(&self, key: &str, settings: &str) -> Result<(), String> {
+        let line = serde_json::json!({ "key": key, "settings": settings }).to_string() + "\n";
+        let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all(line.as_bytes())
+            .and_then(|_| file.flush())
             .map_err(|e| format!("{}: {e}", self.path.display()))
     }
 }

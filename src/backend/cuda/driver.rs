@@ -35,8 +35,8 @@ pub fn driver_present() -> bool {
 pub fn kernels_missing() -> Option<String> {
     kernels::MISSING.map(|reason| {
         format!(
-            "this binary was built without CUDA kernels: {reason}. Rebuild it where NVRTC is \
-             available (see build.rs), or set SGLRP_REQUIRE_KERNELS=1 to make that a build error"
+            "this binary has no CUDA kernels ({reason}); rebuild it where NVRTC is available \
+             (build.rs)"
         )
     })
 }
@@ -53,8 +53,8 @@ pub fn device_count() -> Result<usize> {
 fn no_driver() -> Error {
     error(
         "init",
-        "no CUDA driver found: libcuda.so could not be loaded (is the NVIDIA driver installed \
-         and its library on the dynamic loader's path, e.g. LD_LIBRARY_PATH?)",
+        "no CUDA driver found (libcuda.so: install the NVIDIA driver or add its folder to \
+         LD_LIBRARY_PATH)",
     )
 }
 
