@@ -284,11 +284,14 @@ fn no_inputs_is_no_work() {
 /// Real networks: inputs are pre-processed images; the outcome is the whole result.
 struct Images;
 
+/// An image's logits and maps, or its error.
+type Explained = Result<(Vec<f32>, Vec<Vec<f32>>), String>;
+
 impl Job for Images {
     type Input = Vec<f32>;
     type Prepared = Vec<f32>;
     type Computed = Result<sglrp::explain::ImageResult, String>;
-    type Done = Result<(Vec<f32>, Vec<Vec<f32>>), String>;
+    type Done = Explained;
 
     fn prepare(&self, input: &Vec<f32>) -> Result<Vec<f32>, String> {
         Ok(input.clone())
@@ -309,7 +312,7 @@ fn explain_on_cpu(
     images: &[Vec<f32>],
     workers: usize,
     batch: usize,
-) -> Vec<Result<(Vec<f32>, Vec<Vec<f32>>), String>> {
+) -> Vec<Explained> {
     use sglrp::explain::{Method, Network, Preset, Request, Target};
     use sglrp::pipeline::network::Explainer;
     let requests = vec![

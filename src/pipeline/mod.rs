@@ -97,6 +97,12 @@ struct Batch<P> {
     items: Vec<(usize, Result<P, String>)>,
 }
 
+/// A batch with the device's results.
+type Computed<J> = Batch<(<J as Job>::Prepared, <J as Job>::Computed)>;
+
+/// A finished batch: its number and each input's outcome with its index.
+type Finished<J> = (usize, Vec<(usize, <J as Job>::Done)>);
+
 /// Runs `job` over `inputs` on `workers` workers; worker `w` opens its device with `open(w)`
 /// on its own thread (so a device's state never crosses threads). `sink` receives each input's
 /// outcome in input order, on the calling thread; its [`Flow::Stop`] ends the run early. Errors
@@ -133,8 +139,8 @@ where
 
     // Each channel holds at most `in_flight` batches, as many as can exist: no send blocks.
     let (prepared_tx, prepared_rx) = sync_channel::<Batch<J::Prepared>>(in_flight);
-    let (computed_tx, computed_rx) = sync_channel::<Batch<(J::Prepared, J::Computed)>>(in_flight);
-    let (done_tx, done_rx) = sync_channel::<(usize, Vec<(usize, J::Done)>)>(in_flight);
+    let (computed_tx, computed_rx) = sync_channel::<Computed<J>>(in_flight);
+    let (done_tx, done_rx) = sync_channel::<Finished<J>>(in_flight);
     let (ready_tx, ready_rx) = sync_channel::<Result<(), String>>(workers);
     let prepared_rx = Mutex::new(prepared_rx);
     let computed_rx = Mutex::new(computed_rx);
@@ -256,7 +262,7 @@ fn prepare_batches<J: Job>(
 fn compute_batches<J: Job, W: Compute<J::Prepared, J::Computed>>(
     mut device: W,
     rx: &Mutex<Receiver<Batch<J::Prepared>>>,
-    tx: &SyncSender<Batch<(J::Prepared, J::Computed)>>,
+    tx: &SyncSender<Computed<J>>,
     abort: &AtomicBool,
 ) {
     loop {
@@ -319,8 +325,8 @@ fn compute_with_retry<P, C>(
 fn finish_batches<J: Job>(
     job: &J,
     inputs: &[J::Input],
-    rx: &Mutex<Receiver<Batch<(J::Prepared, J::Computed)>>>,
-    tx: &SyncSender<(usize, Vec<(usize, J::Done)>)>,
+    rx: &Mutex<Receiver<Computed<J>>>,
+    tx: &SyncSender<Finished<J>>,
 ) {
     loop {
         let received = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
