@@ -189,8 +189,9 @@ fn end_to_end(dir: &Path, args: &BenchArgs, caps: &Caps, kernel: &BenchReport) -
     }
 }
 
-/// Images/s of all `methods` one after another, from the benchmark's rows at the batch size
-/// closest to `batch`: each image pays every method's time.
+/// Images/s of all `methods` on one image, from the benchmark's rows at the batch size closest to
+/// `batch`: every method's time, less the forward pass that each row holds and `explain` runs
+/// once for all of them.
 fn kernel_images_per_s(
     report: &BenchReport,
     methods: &[&str],
@@ -201,15 +202,15 @@ fn kernel_images_per_s(
         .iter()
         .map(|r| r.batch)
         .min_by_key(|b| b.abs_diff(batch))?;
-    let seconds: f64 = methods
-        .iter()
-        .map(|m| {
-            report
-                .rows
-                .iter()
-                .find(|r| r.batch == at && r.pass == *m)
-                .map(|r| 1.0 / r.images_per_s)
-        })
-        .sum::<Option<f64>>()?;
+    let per_image = |pass: &str| {
+        report
+            .rows
+            .iter()
+            .find(|r| r.batch == at && r.pass == pass)
+            .map(|r| 1.0 / r.images_per_s)
+    };
+    let forward = per_image("forward")?;
+    let methods_time: f64 = methods.iter().map(|m| per_image(m)).sum::<Option<f64>>()?;
+    let seconds = methods_time - forward * (methods.len().saturating_sub(1)) as f64;
     (seconds > 0.0).then(|| (1.0 / seconds, at))
 }
