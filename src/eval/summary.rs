@@ -248,3 +248,99 @@ impl<T> Curves<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn t_quantiles_match_the_tables() {
+        // Student's t, two-sided 95 %: 12.706 (1), 4.303 (2), 2.228 (10), 1.984 (100).
+        for (dof, table) in [(1, 12.7062), (2, 4.3027), (10, 2.2281), (100, 1.9840)] {
+            assert!((t_975(dof) - table).abs() < 5e-4, "{dof}: {}", t_975(dof));
+        }
+    }
+
+    #[test]
+    fn estimates_by_hand() {
+        // 1, 2, 3, 4: mean 2.5, s² = 5/3, SE = √(5/12), t(3) = 3.18245.
+        let e = Estimate::of(&[1.0, 2.0, 3.0, 4.0]).unwrap();
+        let se = (5.0f64 / 12.0).sqrt();
+        assert_eq!(e.mean, 2.5);
+        assert!((e.standard_error.unwrap() - se).abs() < 1e-15);
+        let [lo, hi] = e.ci95.unwrap();
+        assert!(
+            (lo - (2.5 - 3.18245 * se)).abs() < 1e-4 && (hi - (2.5 + 3.18245 * se)).abs() < 1e-4
+        );
+        let one = Estimate::of(&[0.25]).unwrap();
+        assert_eq!((one.mean, one.standard_error, one.ci95), (0.25, None, None));
+        assert!(Estimate::of(&[]).is_none());
+    }
+
+    fn image(name: &str, lrp: f64, sglrp: f64) -> ImageScores {
+        let scores = |method: &str, v: f64| MethodScores {
+            method: method.into(),
+            masking_label: vec![v],
+            masking_second: vec![-v],
+            pointing: vec![v / 2.0],
+        };
+        ImageScores {
+            image: name.into(),
+            label: 0,
+            predicted: 0,
+            second: 1,
+            p_label: 0.5,
+            p_second: 0.25,
+            methods: vec![scores("lrp", lrp), scores("sglrp", sglrp)],
+        }
+    }
+
+    #[test]
+    fn paired_differences_remove_what_the_images_share() {
+        // The images differ a lot, SGLRP − LRP hardly: 0.1, 0.2, 0.3 on top of 10, 20, 30.
+        let scores = [
+            image("a", 10.0, 10.1),
+            image("b", 20.0, 20.2),
+            image("c", 30.0, 30.3),
+        ];
+        let s = Summary::new(&scores, &[], &[1], &[1.0]);
+        assert_eq!(s.images, 3);
+        assert_eq!(s.differences.len(), 1);
+        let d = &s.differences[0];
+        assert_eq!((d.method.as_str(), d.minus.as_str()), ("sglrp", "lrp"));
+        assert!((d.mean.masking_label[0] - 0.2).abs() < 1e-12);
+        assert!((d.mean.masking_second[0] + 0.2).abs() < 1e-12);
+        // s_d = 0.1, SE = 0.1/√3; each method's own SE is 10/√3.
+        let se = d.standard_error.masking_label[0].unwrap();
+        assert!((se - 0.1 / 3f64.sqrt()).abs() < 1e-12);
+        let own = s.methods[0].standard_error.masking_label[0].unwrap();
+        assert!((own - 10.0 / 3f64.sqrt()).abs() < 1e-12);
+        let csv = s.csv();
+        assert_eq!(csv.lines().count(), 1 + 3 * 3);
+        let row = csv
+            .lines()
+            .find(|l| l.starts_with("sglrp-lrp,masking_label,1,"))
+            .unwrap();
+        let fields: Vec<f64> = row.split(',').skip(3).map(|f| f.parse().unwrap()).collect();
+        assert!(
+            (fields[0] - 0.2).abs() < 1e-12 && (fields[1] - se).abs() < 1e-12,
+            "{row}"
+        );
+        assert!(csv.contains("sglrp-lrp,pointing,1.00,"));
+    }
+
+    #[test]
+    fn canonical_order_is_by_image_then_label() {
+        let mut scores = vec![image("b", 1.0, 1.0), image("a", 2.0, 2.0)];
+        scores[0].label = 3;
+        let mut also_b = image("b", 3.0, 3.0);
+        also_b.label = 1;
+        scores.push(also_b);
+        let mut skipped = vec!["z: x".to_string(), "a: y".to_string()];
+        canonical_order(&mut scores, &mut skipped);
+        let order: Vec<(&str, usize)> =
+            scores.iter().map(|s| (s.image.as_str(), s.label)).collect();
+        assert_eq!(order, [("a", 0), ("b", 1), ("b", 3)]);
+        assert_eq!(skipped, ["a: y", "z: x"]);
+    }
+}
