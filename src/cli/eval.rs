@@ -5,9 +5,13 @@
 //! | `config.json` | the settings; a rerun with other settings into the same folder is refused |
 //! | `per_image.jsonl` | one line per evaluated image, appended as the run goes: an interrupted run resumes after the last line |
 //! | `per_image.csv` | the same, one row per image × method |
-//! | `summary.json`, `summary.csv` | means over images, per method |
+//! | `summary.json`, `summary.csv` | means over images per method, with standard errors and 95 % intervals, and the paired differences SGLRP − each other method (docs/evaluation.md §Statistics) |
 //! | `masking_label.{png,svg}`, `masking_second.{png,svg}` | mean Δŷ_t against patch size (the paper's Fig. 11) |
 //! | `pointing.{png,svg}` | pointing accuracy against energy (the paper's Fig. 13) |
+//!
+//! With `--shard K/N` the run is part K of N (README "Clusters (Slurm)"): its scores go to
+//! `per_image.K-of-N.jsonl`, `eval_shard.K-of-N.json` notes that it has finished, and `sglrp merge`
+//! writes the summary, tables and charts from all the shards.
 //!
 //! Samples that cannot be used — a manifest line that does not parse, a missing or undecodable
 //! image, a box outside its image, a label the model does not know — are reported with their

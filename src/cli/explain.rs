@@ -10,7 +10,8 @@
 //!
 //! `<target>` is `top1`, `top2`, … or `class<index>`. `OUT/summary.jsonl` gets one line per image
 //! of the run (the `result.json` record, with `status` ok, skipped or error), rewritten atomically
-//! at the end of the run. Every file is written through a temporary file and a rename.
+//! at the end of the run (`summary.K-of-N.jsonl` for `--shard K/N`, joined by `sglrp merge`).
+//! Every file is written through a temporary file and a rename.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
