@@ -6,7 +6,7 @@ use sglrp::explain::Network;
 use sglrp::io::images::read_rgb;
 use sglrp::model::Model;
 
-use super::inputs::{self, Input};
+use super::inputs::{self, Input, key_id};
 use super::progress::Progress;
 use super::record::predictions;
 use super::{ClassifyArgs, EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, device, load_model, report};
@@ -52,7 +52,8 @@ impl device::OnBackend for Classify<'_> {
                 return EXIT_USAGE;
             }
         };
-        let expanded = inputs::expand(&args.input.inputs, None);
+        let mut expanded = inputs::expand(&args.input.inputs, None);
+        expanded.inputs = args.input.shard.filter(expanded.inputs, |i| key_id(&i.key));
         let progress = Progress::new(expanded.inputs.len(), args.input.quiet);
         let mut failed = expanded.errors.len();
         for e in &expanded.errors {

@@ -5,28 +5,34 @@
 //! | `config.json` | the settings; a rerun with other settings into the same folder is refused |
 //! | `per_image.jsonl` | one line per evaluated image, appended as the run goes: an interrupted run resumes after the last line |
 //! | `per_image.csv` | the same, one row per image × method |
-//! | `summary.json`, `summary.csv` | means over images, per method |
+//! | `summary.json`, `summary.csv` | means over images per method, with standard errors and 95 % intervals, and the paired differences SGLRP − each other method (docs/evaluation.md §Statistics) |
 //! | `masking_label.{png,svg}`, `masking_second.{png,svg}` | mean Δŷ_t against patch size (the paper's Fig. 11) |
 //! | `pointing.{png,svg}` | pointing accuracy against energy (the paper's Fig. 13) |
+//!
+//! With `--shard K/N` the run is part K of N (README "Clusters (Slurm)"): its scores go to
+//! `per_image.K-of-N.jsonl`, `eval_shard.K-of-N.json` notes that it has finished, and `sglrp merge`
+//! writes the summary, tables and charts from all the shards.
 //!
 //! Samples that cannot be used — a manifest line that does not parse, a missing or undecodable
 //! image, a box outside its image, a label the model does not know — are reported with their
 //! file and line, skipped, and counted in `summary.json`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use serde::Serialize;
 use sglrp::backend::Backend;
+use sglrp::cluster::merge::{EVAL_RECORDS, write_eval_done};
+use sglrp::cluster::{Shard, shard_file};
 use sglrp::dataset::{self, Sample};
-use sglrp::eval::{EvalConfig, EvalImage, ImageScores, MethodScores, evaluate, means};
+use sglrp::eval::report::write_results;
+use sglrp::eval::{EvalConfig, EvalImage, ImageScores, evaluate};
 use sglrp::explain::Network;
 use sglrp::io::images::read_rgb;
 use sglrp::io::write_atomic;
 use sglrp::model::Model;
-use sglrp::render::chart::{Chart, Series, write_chart};
 
 use super::progress::Progress;
 use super::{EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, EvalArgs, device, load_model, report};
@@ -42,17 +48,6 @@ struct Settings {
     patch_sizes: Vec<usize>,
     energies: Vec<f64>,
     seed: u64,
-}
-
-/// Means over images and what was left out, as `summary.json` has them.
-#[derive(Serialize)]
-struct Summary<'a> {
-    images: usize,
-    skipped: usize,
-    skipped_reasons: &'a [String],
-    patch_sizes: &'a [usize],
-    energies: &'a [f64],
-    methods: Vec<MethodScores>,
 }
 
 pub fn run(args: EvalArgs) -> u8 {
@@ -170,20 +165,28 @@ impl device::OnBackend for Eval<'_> {
             seed: self.cfg.seed,
         };
         let out = &args.out;
-        let mut done = match resume(out, &settings) {
+        let shard = args.shard;
+        let lines_path = out.join(shard_file(EVAL_RECORDS.0, EVAL_RECORDS.1, shard));
+        let mut done = match resume(out, &settings, &lines_path) {
             Ok(d) => d,
             Err(e) => {
                 report(e);
                 return EXIT_USAGE;
             }
         };
-        let mut skipped: Vec<String> = self.dataset.skipped.clone();
+        // Lines that name no sample are the first shard's to report.
+        let mut skipped: Vec<String> = if shard.index() == 1 {
+            self.dataset.skipped.clone()
+        } else {
+            Vec::new()
+        };
         let samples: Vec<&Sample> = self
             .dataset
             .samples
             .iter()
             .take(args.limit.unwrap_or(usize::MAX))
             .collect();
+        let samples = shard.filter(samples, |s| s.content_key());
         let finished: HashSet<String> = done.iter().map(|s| s.image.clone()).collect();
         let todo: Vec<&Sample> = samples
             .iter()
@@ -195,7 +198,6 @@ impl device::OnBackend for Eval<'_> {
             progress.error(reason);
         }
         let max_pixels = (args.max_megapixels * 1e6).max(1.0) as u64;
-        let lines_path = out.join("per_image.jsonl");
         for batch in todo.chunks(self.batch_size) {
             progress.working_on(&batch[0].image.display().to_string());
             let prepared: Vec<Result<Ready, String>> = batch
@@ -242,7 +244,7 @@ impl device::OnBackend for Eval<'_> {
             progress.advance(batch.len());
         }
         progress.finish();
-        if let Err(e) = write_results(out, &done, &skipped, &self.cfg, args.quiet) {
+        if let Err(e) = finish(out, shard, done, &skipped, &self.cfg, args.quiet) {
             report(e);
             return EXIT_USAGE;
         }
@@ -298,9 +300,10 @@ fn prepare(sample: &Sample, model: &Model, max_pixels: u64) -> Result<Ready, Str
     })
 }
 
-/// Reads the results of an earlier run into `out`, after checking it used the same settings;
-/// a line cut short by an interruption is dropped. Creates `out` and `config.json` otherwise.
-fn resume(out: &Path, settings: &Settings) -> Result<Vec<ImageScores>, String> {
+/// Reads the results of an earlier run into `out` (its `lines` of scores), after checking it used
+/// the same settings; a line cut short by an interruption is dropped. Creates `out` and
+/// `config.json` otherwise.
+fn resume(out: &Path, settings: &Settings, lines: &Path) -> Result<Vec<ImageScores>, String> {
     let fail = |e: &dyn std::fmt::Display| format!("output folder {}: {e}", out.display());
     std::fs::create_dir_all(out).map_err(|e| fail(&e))?;
     let config = out.join("config.json");
@@ -314,8 +317,7 @@ fn resume(out: &Path, settings: &Settings) -> Result<Vec<ImageScores>, String> {
         Ok(_) => {}
         Err(_) => write_atomic(&config, text.as_bytes()).map_err(|e| fail(&e))?,
     }
-    let lines = out.join("per_image.jsonl");
-    let text = std::fs::read_to_string(&lines).unwrap_or_default();
+    let text = std::fs::read_to_string(lines).unwrap_or_default();
     let done: Vec<ImageScores> = text
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
@@ -325,7 +327,7 @@ fn resume(out: &Path, settings: &Settings) -> Result<Vec<ImageScores>, String> {
         .iter()
         .map(|s| serde_json::to_string(s).expect("scores serialise") + "\n")
         .collect();
-    write_atomic(&lines, clean.as_bytes()).map_err(|e| fail(&e))?;
+    write_atomic(lines, clean.as_bytes()).map_err(|e| fail(&e))?;
     Ok(done)
 }
 
@@ -344,206 +346,32 @@ fn append_lines(path: &Path, scores: &[ImageScores]) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The summary, the CSV tables and the charts.
-fn write_results(
+/// The results of a whole run; a shard's note that it has finished, for `sglrp merge`.
+fn finish(
     out: &Path,
-    scores: &[ImageScores],
+    shard: Shard,
+    done: Vec<ImageScores>,
     skipped: &[String],
     cfg: &EvalConfig,
     quiet: bool,
 ) -> Result<(), String> {
-    let mean = means(scores);
-    let summary = Summary {
-        images: scores.len(),
-        skipped: skipped.len(),
-        skipped_reasons: skipped,
-        patch_sizes: &cfg.patch_sizes,
-        energies: &cfg.energies,
-        methods: mean.clone(),
-    };
-    let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
-    write_atomic(&out.join("summary.json"), json.as_bytes()).map_err(|e| e.to_string())?;
-    write_atomic(&out.join("summary.csv"), summary_csv(&mean, cfg).as_bytes())
-        .map_err(|e| e.to_string())?;
-    write_atomic(
-        &out.join("per_image.csv"),
-        per_image_csv(scores, cfg).as_bytes(),
-    )
-    .map_err(|e| e.to_string())?;
-
-    let curves = |pick: &dyn Fn(&MethodScores) -> &Vec<f64>, xs: &[f64]| -> Vec<Series> {
-        mean.iter()
-            .map(|m| Series {
-                label: title(&m.method),
-                points: xs.iter().copied().zip(pick(m).iter().copied()).collect(),
-            })
-            .collect()
-    };
-    let sizes: Vec<f64> = cfg.patch_sizes.iter().map(|&p| p as f64).collect();
-    let energies: Vec<f64> = cfg.energies.iter().map(|e| e * 100.0).collect();
-    let n = scores.len();
-    let charts = [
-        (
-            "masking_label",
-            format!("Maximal patch masking, t = ground truth ({n} images)"),
-            "patch size p",
-            "mean Δŷ_t",
-            curves(&|m| &m.masking_label, &sizes),
-        ),
-        (
-            "masking_second",
-            format!("Maximal patch masking, t = second most probable ({n} images)"),
-            "patch size p",
-            "mean Δŷ_t",
-            curves(&|m| &m.masking_second, &sizes),
-        ),
-        (
-            "pointing",
-            format!("Pointing game with energy ({n} images)"),
-            "energy E (%)",
-            "mean accuracy",
-            curves(&|m| &m.pointing, &energies),
-        ),
-    ];
-    for (stem, chart_title, x_label, y_label, series) in &charts {
-        let chart = Chart {
-            title: chart_title,
-            x_label,
-            y_label,
-            series,
-        };
-        write_chart(&out.join(stem), &chart).map_err(|e| e.to_string())?;
+    if !shard.is_whole() {
+        write_eval_done(out, shard, done.len(), skipped)?;
+        if !quiet {
+            eprintln!(
+                "shard {shard}: {} images evaluated, {} skipped; `sglrp merge {}` once every \
+                 shard has finished",
+                done.len(),
+                skipped.len(),
+                out.display()
+            );
+        }
+        return Ok(());
     }
+    let table = write_results(out, done, skipped.to_vec(), &cfg.patch_sizes, &cfg.energies)
+        .map_err(|e| e.to_string())?;
     if !quiet {
-        print!("{}", table(&mean, cfg, n, skipped.len()));
+        print!("{table}");
     }
     Ok(())
-}
-
-fn title(name: &str) -> String {
-    name.parse::<sglrp::explain::Method>()
-        .map(|m| m.title().to_string())
-        .unwrap_or_else(|_| name.to_string())
-}
-
-fn summary_csv(mean: &[MethodScores], cfg: &EvalConfig) -> String {
-    let mut csv = String::from("method,metric,parameter,mean\n");
-    for m in mean {
-        for (k, p) in cfg.patch_sizes.iter().enumerate() {
-            csv += &format!("{},masking_label,{p},{}\n", m.method, m.masking_label[k]);
-            csv += &format!("{},masking_second,{p},{}\n", m.method, m.masking_second[k]);
-        }
-        for (k, e) in cfg.energies.iter().enumerate() {
-            csv += &format!("{},pointing,{e:.2},{}\n", m.method, m.pointing[k]);
-        }
-    }
-    csv
-}
-
-fn per_image_csv(scores: &[ImageScores], cfg: &EvalConfig) -> String {
-    let mut header = vec![
-        "image".to_string(),
-        "label".into(),
-        "predicted".into(),
-        "second".into(),
-        "method".into(),
-    ];
-    header.extend(
-        cfg.patch_sizes
-            .iter()
-            .map(|p| format!("masking_label_p{p}")),
-    );
-    header.extend(
-        cfg.patch_sizes
-            .iter()
-            .map(|p| format!("masking_second_p{p}")),
-    );
-    header.extend(
-        cfg.energies
-            .iter()
-            .map(|e| format!("pointing_e{:.0}", e * 100.0)),
-    );
-    let mut csv = header.join(",") + "\n";
-    for s in scores {
-        for m in &s.methods {
-            let values = m
-                .masking_label
-                .iter()
-                .chain(&m.masking_second)
-                .chain(&m.pointing);
-            let row: Vec<String> = [
-                csv_field(&s.image),
-                s.label.to_string(),
-                s.predicted.to_string(),
-                s.second.to_string(),
-                m.method.clone(),
-            ]
-            .into_iter()
-            .chain(values.map(|v| v.to_string()))
-            .collect();
-            csv += &(row.join(",") + "\n");
-        }
-    }
-    csv
-}
-
-/// Quotes a CSV field when it needs it.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
-
-/// The table printed at the end: mean Δŷ_t per patch size for both targets, and the pointing
-/// accuracy at a few energies.
-fn table(mean: &[MethodScores], cfg: &EvalConfig, images: usize, skipped: usize) -> String {
-    let mut text = format!("{images} images evaluated, {skipped} skipped\n\n");
-    let sizes: Vec<String> = cfg
-        .patch_sizes
-        .iter()
-        .map(|p| format!("p={p:<6}"))
-        .collect();
-    for (label, pick) in [
-        (
-            "mean Δŷ_t, t = ground truth",
-            (|m: &MethodScores| m.masking_label.clone()) as fn(&MethodScores) -> Vec<f64>,
-        ),
-        (
-            "mean Δŷ_t, t = second most probable",
-            |m: &MethodScores| m.masking_second.clone(),
-        ),
-    ] {
-        text += &format!("{label}\n{:<18}{}\n", "", sizes.join(" "));
-        for m in mean {
-            let row: Vec<String> = pick(m).iter().map(|v| format!("{v:+.4}  ")).collect();
-            text += &format!("{:<18}{}\n", title(&m.method), row.join(" "));
-        }
-        text += "\n";
-    }
-    let shown: BTreeMap<usize, String> = cfg
-        .energies
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| {
-            [0.05, 0.25, 0.5, 0.75, 1.0]
-                .iter()
-                .any(|x| (*x - **e).abs() < 1e-9)
-        })
-        .map(|(k, e)| (k, format!("E={:<5}", format!("{:.0}%", e * 100.0))))
-        .collect();
-    text += &format!(
-        "pointing accuracy\n{:<18}{}\n",
-        "",
-        shown.values().cloned().collect::<Vec<_>>().join("  ")
-    );
-    for m in mean {
-        let row: Vec<String> = shown
-            .keys()
-            .map(|&k| format!("{:.4} ", m.pointing[k]))
-            .collect();
-        text += &format!("{:<18}{}\n", title(&m.method), row.join("  "));
-    }
-    text
 }

@@ -10,7 +10,8 @@
 //!
 //! `<target>` is `top1`, `top2`, … or `class<index>`. `OUT/summary.jsonl` gets one line per image
 //! of the run (the `result.json` record, with `status` ok, skipped or error), rewritten atomically
-//! at the end of the run. Every file is written through a temporary file and a rename.
+//! at the end of the run (`summary.K-of-N.jsonl` for `--shard K/N`, joined by `sglrp merge`).
+//! Every file is written through a temporary file and a rename.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,8 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 use rayon::prelude::*;
 use sglrp::backend::Backend;
+use sglrp::cluster::merge::EXPLAIN_SUMMARY;
+use sglrp::cluster::{Shard, shard_file};
 use sglrp::explain::{ImageResult, Network, Preset, Request, ranking};
 use sglrp::io::images::{read_rgb, write_png};
 use sglrp::io::npy::write_npy;
@@ -25,7 +28,7 @@ use sglrp::io::write_atomic;
 use sglrp::model::{Channels, Model};
 use sglrp::render::{self, ColorMap, GridRow};
 
-use super::inputs::{self, Input};
+use super::inputs::{self, Input, key_id};
 use super::progress::Progress;
 use super::record::{ExplanationRecord, ImageRecord, predictions};
 use super::targets::{self, TargetSpec};
@@ -102,6 +105,7 @@ pub fn run(args: ExplainArgs) -> u8 {
         job,
         model: &model,
         inputs: &args.input.inputs,
+        shard: args.input.shard,
         quiet: args.input.quiet,
     })
 }
@@ -111,6 +115,7 @@ struct Explain<'a> {
     job: Job,
     model: &'a Model,
     inputs: &'a [String],
+    shard: Shard,
     quiet: bool,
 }
 
@@ -126,7 +131,8 @@ impl device::OnBackend for Explain<'_> {
                 return EXIT_USAGE;
             }
         };
-        let expanded = inputs::expand(self.inputs, Some(&job.out));
+        let mut expanded = inputs::expand(self.inputs, Some(&job.out));
+        expanded.inputs = self.shard.filter(expanded.inputs, |i| key_id(&i.key));
         let progress = Progress::new(expanded.inputs.len(), self.quiet);
         for e in &expanded.errors {
             progress.error(e);
@@ -157,7 +163,8 @@ impl device::OnBackend for Explain<'_> {
             })
             .collect();
         if !lines.is_empty() {
-            let summary = job.out.join("summary.jsonl");
+            let (stem, extension) = EXPLAIN_SUMMARY;
+            let summary = job.out.join(shard_file(stem, extension, self.shard));
             let text = lines.join("\n") + "\n";
             if let Err(e) = write_atomic(&summary, text.as_bytes()) {
                 report(e);
