@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod cluster;
 pub mod dataset;
 pub mod error;
 pub mod eval;

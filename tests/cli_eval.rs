@@ -88,13 +88,51 @@ fn eval_writes_tables_and_charts() {
     assert!((methods[2]["masking_second"][4].as_f64().unwrap() - mean).abs() < 1e-12);
     let csv = std::fs::read_to_string(out.join("per_image.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 3 * 5);
+    // Five methods and SGLRP − each of the four others, each 2 × 5 masking and 20 pointing rows.
     assert_eq!(
         std::fs::read_to_string(out.join("summary.csv"))
             .unwrap()
             .lines()
             .count(),
-        1 + 5 * (2 * 5 + 20)
+        1 + (5 + 4) * (2 * 5 + 20)
     );
+    // Standard errors and intervals, recomputed here from the per-image lines.
+    let column = |method: usize| -> Vec<f64> {
+        per_image
+            .iter()
+            .map(|v| v["methods"][method]["masking_label"][2].as_f64().unwrap())
+            .collect()
+    };
+    let sd_error = |x: &[f64]| {
+        let m = x.iter().sum::<f64>() / 3.0;
+        (
+            m,
+            (x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / 2.0 / 3.0).sqrt(),
+        )
+    };
+    let (m, se) = sd_error(&column(0));
+    let lrp = &methods[0];
+    assert!((lrp["standard_error"]["masking_label"][2].as_f64().unwrap() - se).abs() < 1e-12);
+    // t(0.975, 2 degrees of freedom) = 4.302653 (tables).
+    let ci = lrp["ci95"]["masking_label"][2].as_array().unwrap();
+    assert!((ci[0].as_f64().unwrap() - (m - 4.302653 * se)).abs() < 1e-6 * (1.0 + se));
+    assert!((ci[1].as_f64().unwrap() - (m + 4.302653 * se)).abs() < 1e-6 * (1.0 + se));
+    let differences = summary["differences"].as_array().unwrap();
+    let minus: Vec<&str> = differences
+        .iter()
+        .map(|d| d["minus"].as_str().unwrap())
+        .collect();
+    assert_eq!(minus, ["lrp", "clrp", "guided_gradcam", "random"]);
+    let paired: Vec<f64> = column(2)
+        .iter()
+        .zip(column(0))
+        .map(|(a, b)| a - b)
+        .collect();
+    let (dm, dse) = sd_error(&paired);
+    let d = &differences[0];
+    assert_eq!(d["method"], "sglrp");
+    assert!((d["mean"]["masking_label"][2].as_f64().unwrap() - dm).abs() < 1e-12);
+    assert!((d["standard_error"]["masking_label"][2].as_f64().unwrap() - dse).abs() < 1e-12);
     for chart in ["masking_label", "masking_second", "pointing"] {
         let png = image::open(out.join(format!("{chart}.png"))).unwrap();
         assert!(png.width() > 100);

@@ -12,7 +12,7 @@ use sglrp::pipeline::network::{Classifier, ItemResult, NetworkInput};
 use sglrp::pipeline::{self, Compute, Flow, Options};
 
 use super::device::{self, Devices};
-use super::inputs::{self, Input};
+use super::inputs::{self, Input, key_id};
 use super::progress::Progress;
 use super::record::predictions;
 use super::{ClassifyArgs, EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, load_model, report};
@@ -29,7 +29,7 @@ pub fn run(args: ClassifyArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let expanded = inputs::expand(&args.input.inputs, None);
+    let mut expanded = inputs::expand(&args.input.inputs, None);
     if expanded.inputs.is_empty() {
         for e in &expanded.errors {
             report(e);
@@ -37,6 +37,7 @@ pub fn run(args: ClassifyArgs) -> u8 {
         report("no images to classify");
         return EXIT_USAGE;
     }
+    expanded.inputs = args.input.shard.filter(expanded.inputs, |i| key_id(&i.key));
     let batch_size = devices.batch_size(args.input.batch_size.map(|n| n as usize));
     if let Err(e) = super::check_batch_memory(&model, batch_size, 0, &devices.caps) {
         report(e);

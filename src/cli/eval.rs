@@ -5,29 +5,35 @@
 //! | `config.json` | the settings; a rerun with other settings into the same folder is refused |
 //! | `per_image.jsonl` | one line per evaluated image, appended as the run goes, with the content key of its manifest line: a rerun resumes with the lines whose sample is still in the dataset (and within `--limit`) unchanged |
 //! | `per_image.csv` | the same, one row per image × method |
-//! | `summary.json`, `summary.csv` | means over images, per method |
+//! | `summary.json`, `summary.csv` | means over images per method, with standard errors and 95 % intervals, and the paired differences SGLRP − each other method (docs/evaluation.md §Statistics) |
 //! | `masking_label.{png,svg}`, `masking_second.{png,svg}` | mean Δŷ_t against patch size (the paper's Fig. 11) |
 //! | `pointing.{png,svg}` | pointing accuracy against energy (the paper's Fig. 13) |
+//!
+//! With `--shard K/N` the run is part K of N (README "Clusters (Slurm)"): its scores go to
+//! `per_image.K-of-N.jsonl`, `eval_shard.K-of-N.json` notes that it has finished, and `sglrp merge`
+//! writes the summary, tables and charts from all the shards.
 //!
 //! Samples that cannot be used — a manifest line that does not parse, a missing or undecodable
 //! image, a box outside its image, a label the model does not know — are reported with their
 //! file and line, skipped, and counted in `summary.json`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
 use serde::Serialize;
 use sglrp::backend::Backend;
 use sglrp::backend::open::{Caps, OnBackend};
+use sglrp::cluster::merge::{EVAL_RECORDS, write_eval_done};
+use sglrp::cluster::{Shard, shard_file};
 use sglrp::dataset::{self, Sample};
-use sglrp::eval::{EvalConfig, EvalImage, ImageScores, MethodScores, evaluate, means};
+use sglrp::eval::report::write_results;
+use sglrp::eval::{EvalConfig, EvalImage, ImageScores, evaluate};
 use sglrp::explain::Network;
 use sglrp::io::images::read_rgb;
 use sglrp::io::write_atomic;
 use sglrp::model::Model;
 use sglrp::pipeline::{self, Compute, Flow, Options};
-use sglrp::render::chart::{Chart, Series, write_chart};
 
 use super::device::{self, Devices};
 use super::outdir;
@@ -48,17 +54,6 @@ struct Settings {
     patch_sizes: Vec<usize>,
     energies: Vec<f64>,
     seed: u64,
-}
-
-/// Means over images and what was left out, as `summary.json` has them.
-#[derive(Serialize)]
-struct Summary<'a> {
-    images: usize,
-    skipped: usize,
-    skipped_reasons: &'a [String],
-    patch_sizes: &'a [usize],
-    energies: &'a [f64],
-    methods: Vec<MethodScores>,
 }
 
 pub fn run(args: EvalArgs) -> u8 {
@@ -117,7 +112,8 @@ pub fn run(args: EvalArgs) -> u8 {
         seed: cfg.seed,
     };
     let out = &args.out;
-    let _claimed = match outdir::claim(out, outdir::LOCK) {
+    let shard = args.shard;
+    let _claimed = match outdir::claim(out, &outdir::lock_name(shard)) {
         Ok(c) => c,
         Err(e) => {
             report(e);
@@ -129,14 +125,21 @@ pub fn run(args: EvalArgs) -> u8 {
         .iter()
         .take(args.limit.unwrap_or(usize::MAX))
         .collect();
-    let mut done = match resume(out, &settings, &samples) {
+    let samples = shard.filter(samples, |s| s.content_key());
+    let lines_path = out.join(shard_file(EVAL_RECORDS.0, EVAL_RECORDS.1, shard));
+    let mut done = match resume(out, &settings, &samples, &lines_path) {
         Ok(d) => d,
         Err(e) => {
             report(e);
             return EXIT_USAGE;
         }
     };
-    let mut skipped: Vec<String> = dataset.skipped.clone();
+    // Lines that name no sample are the first shard's to report.
+    let mut skipped: Vec<String> = if shard.index() == 1 {
+        dataset.skipped.clone()
+    } else {
+        Vec::new()
+    };
     let todo: Vec<&Sample> = samples
         .iter()
         .copied()
@@ -156,7 +159,6 @@ pub fn run(args: EvalArgs) -> u8 {
         model: &model,
         max_pixels: (args.max_megapixels * 1e6).max(1.0) as u64,
     };
-    let lines_path = out.join("per_image.jsonl");
     let mut write_error = None;
     let builder = BuildEvaluator {
         model: &model,
@@ -199,7 +201,7 @@ pub fn run(args: EvalArgs) -> u8 {
         .iter()
         .filter_map(|s| done.remove(&s.content_key()))
         .collect();
-    if let Err(e) = write_results(out, &done, &skipped, &cfg, args.quiet) {
+    if let Err(e) = finish(out, shard, done, &skipped, &cfg, args.quiet) {
         report(e);
         return EXIT_USAGE;
     }
@@ -371,6 +373,7 @@ fn resume(
     out: &Path,
     settings: &Settings,
     samples: &[&Sample],
+    lines: &Path,
 ) -> Result<HashMap<String, ImageScores>, String> {
     let fail = |e: &dyn std::fmt::Display| format!("output folder {}: {e}", out.display());
     let config = out.join("config.json");
@@ -386,8 +389,7 @@ fn resume(
     }
     let wanted: std::collections::HashSet<String> =
         samples.iter().map(|s| s.content_key()).collect();
-    let lines = out.join("per_image.jsonl");
-    let text = std::fs::read_to_string(&lines).unwrap_or_default();
+    let text = std::fs::read_to_string(lines).unwrap_or_default();
     let mut done = HashMap::new();
     let mut clean = String::new();
     for line in text.lines() {
@@ -408,7 +410,7 @@ fn resume(
             done.insert(content, scores);
         }
     }
-    write_atomic(&lines, clean.as_bytes()).map_err(|e| fail(&e))?;
+    write_atomic(lines, clean.as_bytes()).map_err(|e| fail(&e))?;
     Ok(done)
 }
 
@@ -428,206 +430,32 @@ fn append_line(path: &Path, content: &str, scores: &ImageScores) -> Result<(), S
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// The summary, the CSV tables and the charts.
-fn write_results(
+/// The results of a whole run; a shard's note that it has finished, for `sglrp merge`.
+fn finish(
     out: &Path,
-    scores: &[ImageScores],
+    shard: Shard,
+    done: Vec<ImageScores>,
     skipped: &[String],
     cfg: &EvalConfig,
     quiet: bool,
 ) -> Result<(), String> {
-    let mean = means(scores);
-    let summary = Summary {
-        images: scores.len(),
-        skipped: skipped.len(),
-        skipped_reasons: skipped,
-        patch_sizes: &cfg.patch_sizes,
-        energies: &cfg.energies,
-        methods: mean.clone(),
-    };
-    let json = serde_json::to_string_pretty(&summary).map_err(|e| e.to_string())?;
-    write_atomic(&out.join("summary.json"), json.as_bytes()).map_err(|e| e.to_string())?;
-    write_atomic(&out.join("summary.csv"), summary_csv(&mean, cfg).as_bytes())
+    if !shard.is_whole() {
+        write_eval_done(out, shard, done.len(), skipped)?;
+        if !quiet {
+            eprintln!(
+                "shard {shard}: {} images evaluated, {} skipped; `sglrp merge {}` once every \
+                 shard has finished",
+                done.len(),
+                skipped.len(),
+                out.display()
+            );
+        }
+        return Ok(());
+    }
+    let table = write_results(out, done, skipped.to_vec(), &cfg.patch_sizes, &cfg.energies)
         .map_err(|e| e.to_string())?;
-    write_atomic(
-        &out.join("per_image.csv"),
-        per_image_csv(scores, cfg).as_bytes(),
-    )
-    .map_err(|e| e.to_string())?;
-
-    let curves = |pick: &dyn Fn(&MethodScores) -> &Vec<f64>, xs: &[f64]| -> Vec<Series> {
-        mean.iter()
-            .map(|m| Series {
-                label: title(&m.method),
-                points: xs.iter().copied().zip(pick(m).iter().copied()).collect(),
-            })
-            .collect()
-    };
-    let sizes: Vec<f64> = cfg.patch_sizes.iter().map(|&p| p as f64).collect();
-    let energies: Vec<f64> = cfg.energies.iter().map(|e| e * 100.0).collect();
-    let n = scores.len();
-    let charts = [
-        (
-            "masking_label",
-            format!("Maximal patch masking, t = ground truth ({n} images)"),
-            "patch size p",
-            "mean Δŷ_t",
-            curves(&|m| &m.masking_label, &sizes),
-        ),
-        (
-            "masking_second",
-            format!("Maximal patch masking, t = second most probable ({n} images)"),
-            "patch size p",
-            "mean Δŷ_t",
-            curves(&|m| &m.masking_second, &sizes),
-        ),
-        (
-            "pointing",
-            format!("Pointing game with energy ({n} images)"),
-            "energy E (%)",
-            "mean accuracy",
-            curves(&|m| &m.pointing, &energies),
-        ),
-    ];
-    for (stem, chart_title, x_label, y_label, series) in &charts {
-        let chart = Chart {
-            title: chart_title,
-            x_label,
-            y_label,
-            series,
-        };
-        write_chart(&out.join(stem), &chart).map_err(|e| e.to_string())?;
+    match super::print_stdout(&table) {
+        Err(Some(e)) if !quiet => Err(e),
+        _ => Ok(()),
     }
-    if !quiet && let Err(Some(e)) = super::print_stdout(&table(&mean, cfg, n, skipped.len())) {
-        return Err(e);
-    }
-    Ok(())
-}
-
-fn title(name: &str) -> String {
-    name.parse::<sglrp::explain::Method>()
-        .map(|m| m.title().to_string())
-        .unwrap_or_else(|_| name.to_string())
-}
-
-fn summary_csv(mean: &[MethodScores], cfg: &EvalConfig) -> String {
-    let mut csv = String::from("method,metric,parameter,mean\n");
-    for m in mean {
-        for (k, p) in cfg.patch_sizes.iter().enumerate() {
-            csv += &format!("{},masking_label,{p},{}\n", m.method, m.masking_label[k]);
-            csv += &format!("{},masking_second,{p},{}\n", m.method, m.masking_second[k]);
-        }
-        for (k, e) in cfg.energies.iter().enumerate() {
-            csv += &format!("{},pointing,{e:.2},{}\n", m.method, m.pointing[k]);
-        }
-    }
-    csv
-}
-
-fn per_image_csv(scores: &[ImageScores], cfg: &EvalConfig) -> String {
-    let mut header = vec![
-        "image".to_string(),
-        "label".into(),
-        "predicted".into(),
-        "second".into(),
-        "method".into(),
-    ];
-    header.extend(
-        cfg.patch_sizes
-            .iter()
-            .map(|p| format!("masking_label_p{p}")),
-    );
-    header.extend(
-        cfg.patch_sizes
-            .iter()
-            .map(|p| format!("masking_second_p{p}")),
-    );
-    header.extend(
-        cfg.energies
-            .iter()
-            .map(|e| format!("pointing_e{:.0}", e * 100.0)),
-    );
-    let mut csv = header.join(",") + "\n";
-    for s in scores {
-        for m in &s.methods {
-            let values = m
-                .masking_label
-                .iter()
-                .chain(&m.masking_second)
-                .chain(&m.pointing);
-            let row: Vec<String> = [
-                csv_field(&s.image),
-                s.label.to_string(),
-                s.predicted.to_string(),
-                s.second.to_string(),
-                m.method.clone(),
-            ]
-            .into_iter()
-            .chain(values.map(|v| v.to_string()))
-            .collect();
-            csv += &(row.join(",") + "\n");
-        }
-    }
-    csv
-}
-
-/// Quotes a CSV field when it needs it.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
-
-/// The table printed at the end: mean Δŷ_t per patch size for both targets, and the pointing
-/// accuracy at a few energies.
-fn table(mean: &[MethodScores], cfg: &EvalConfig, images: usize, skipped: usize) -> String {
-    let mut text = format!("{images} images evaluated, {skipped} skipped\n\n");
-    let sizes: Vec<String> = cfg
-        .patch_sizes
-        .iter()
-        .map(|p| format!("p={p:<6}"))
-        .collect();
-    for (label, pick) in [
-        (
-            "mean Δŷ_t, t = ground truth",
-            (|m: &MethodScores| m.masking_label.clone()) as fn(&MethodScores) -> Vec<f64>,
-        ),
-        (
-            "mean Δŷ_t, t = second most probable",
-            |m: &MethodScores| m.masking_second.clone(),
-        ),
-    ] {
-        text += &format!("{label}\n{:<18}{}\n", "", sizes.join(" "));
-        for m in mean {
-            let row: Vec<String> = pick(m).iter().map(|v| format!("{v:+.4}  ")).collect();
-            text += &format!("{:<18}{}\n", title(&m.method), row.join(" "));
-        }
-        text += "\n";
-    }
-    let shown: BTreeMap<usize, String> = cfg
-        .energies
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| {
-            [0.05, 0.25, 0.5, 0.75, 1.0]
-                .iter()
-                .any(|x| (*x - **e).abs() < 1e-9)
-        })
-        .map(|(k, e)| (k, format!("E={:<5}", format!("{:.0}%", e * 100.0))))
-        .collect();
-    text += &format!(
-        "pointing accuracy\n{:<18}{}\n",
-        "",
-        shown.values().cloned().collect::<Vec<_>>().join("  ")
-    );
-    for m in mean {
-        let row: Vec<String> = shown
-            .keys()
-            .map(|&k| format!("{:.4} ", m.pointing[k]))
-            .collect();
-        text += &format!("{:<18}{}\n", title(&m.method), row.join("  "));
-    }
-    text
 }

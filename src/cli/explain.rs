@@ -10,7 +10,8 @@
 //!
 //! `<target>` is `top1`, `top2`, … or `class<index>`. `OUT/summary.jsonl` gets one line per image
 //! of the run (the `result.json` record, with `status` ok, skipped or error), appended as images
-//! finish. Every file is written through a temporary file and a rename. `OUT/fingerprints.jsonl`
+//! finish (`summary.K-of-N.jsonl` for `--shard K/N`, joined by `sglrp merge`). Every file is
+//! written through a temporary file and a rename. `OUT/fingerprints.jsonl`
 //! holds, per image folder, the fingerprint of the settings that made its outputs (model file,
 //! preset, methods, targets, formats, colour map, Grad-CAM layer): a rerun skips an image only
 //! when its outputs exist and were made the same way. The work runs on [`sglrp::pipeline`].
@@ -22,6 +23,8 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 use sglrp::backend::Backend;
 use sglrp::backend::open::{Caps, OnBackend};
+use sglrp::cluster::merge::EXPLAIN_SUMMARY;
+use sglrp::cluster::shard_file;
 use sglrp::explain::{ImageResult, Network, Preset, Request, ranking};
 use sglrp::io::images::{read_rgb, write_png};
 use sglrp::io::npy::write_npy;
@@ -32,7 +35,7 @@ use sglrp::pipeline::{self, Compute, Flow, Options};
 use sglrp::render::{self, ColorMap, GridRow};
 
 use super::device::{self, Devices};
-use super::inputs::{self, Input};
+use super::inputs::{self, Input, key_id};
 use super::outdir::{self, Summary};
 use super::progress::Progress;
 use super::record::{ExplanationRecord, ImageRecord, fingerprint, model_hash, predictions};
@@ -120,7 +123,8 @@ pub fn run(args: ExplainArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let _claimed = match outdir::claim(&args.out, outdir::LOCK) {
+    let shard = args.input.shard;
+    let _claimed = match outdir::claim(&args.out, &outdir::lock_name(shard)) {
         Ok(c) => c,
         Err(e) => {
             report(e);
@@ -142,7 +146,7 @@ pub fn run(args: ExplainArgs) -> u8 {
         }
     };
     let job = Job::new(&args, model_path, &model, targets, &hash, fingerprints);
-    let expanded = inputs::expand(&args.input.inputs, Some(&job.out));
+    let mut expanded = inputs::expand(&args.input.inputs, Some(&job.out));
     if expanded.inputs.is_empty() {
         for e in &expanded.errors {
             report(e);
@@ -150,6 +154,8 @@ pub fn run(args: ExplainArgs) -> u8 {
         report("no images to explain");
         return EXIT_USAGE;
     }
+    // A shard may be left with no inputs: it still writes its (empty) summary for `sglrp merge`.
+    expanded.inputs = shard.filter(expanded.inputs, |i| key_id(&i.key));
     let batch_size = devices.batch_size(args.input.batch_size.map(|n| n as usize));
     if let Err(e) =
         super::check_batch_memory(&model, batch_size, job.requests().len(), &devices.caps)
@@ -161,7 +167,8 @@ pub fn run(args: ExplainArgs) -> u8 {
     for e in &expanded.errors {
         progress.error(e);
     }
-    let mut summary = match Summary::create(job.out.join("summary.jsonl")) {
+    let (stem, extension) = EXPLAIN_SUMMARY;
+    let mut summary = match Summary::create(job.out.join(shard_file(stem, extension, shard))) {
         Ok(s) => s,
         Err(e) => {
             report(e);

@@ -167,6 +167,11 @@ fn expand_folder(
     }
 }
 
+/// A key as the identity `--shard` partitions by: the same string on every platform.
+pub fn key_id(key: &Path) -> String {
+    key.to_string_lossy().replace('\\', "/")
+}
+
 /// A file's key: its stem (its name if it has none).
 fn stem_key(path: &Path) -> PathBuf {
     PathBuf::from(

@@ -8,6 +8,7 @@ mod eval;
 mod explain;
 mod info;
 mod inputs;
+mod merge;
 mod outdir;
 mod progress;
 mod record;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sglrp::cluster::Shard;
 use sglrp::explain::Preset;
 use sglrp::io::write_atomic;
 use sglrp::model::Model;
@@ -73,6 +75,9 @@ enum Command {
     /// Exit 1 when a comparison exceeds the bound (each failure is listed on stderr) or an
     /// input could not be read; 2 when there is no GPU to compare.
     Verify(VerifyArgs),
+    /// Joins the records of a run split with --shard K/N (a Slurm array, README "Clusters
+    /// (Slurm)") into the summary, tables and charts one process would have written.
+    Merge(MergeArgs),
     /// Speed of the forward pass and each method: images/s and TFLOP/s per batch size.
     ///
     /// On a GPU also the share of the card's f32 peak and per-layer times (device events).
@@ -117,6 +122,11 @@ struct InputArgs {
     /// No progress bar and no closing summary; errors are still printed.
     #[arg(long, short)]
     quiet: bool,
+    /// Process part K of N of the inputs (1 ≤ K ≤ N): a deterministic, balanced part, the same
+    /// whatever order the inputs are given in. The N parts may share --out; `sglrp merge OUT`
+    /// joins them (README "Clusters (Slurm)").
+    #[arg(long, default_value = "1/1", value_name = "K/N")]
+    shard: Shard,
 }
 
 #[derive(Args, Debug)]
@@ -252,6 +262,12 @@ struct EvalArgs {
     #[arg(long, value_name = "N")]
     limit: Option<usize>,
 
+    /// Process part K of N of the inputs (1 ≤ K ≤ N): a deterministic, balanced part, the same
+    /// whatever order the inputs are given in. The N parts may share --out; `sglrp merge OUT`
+    /// joins them (README "Clusters (Slurm)").
+    #[arg(long, default_value = "1/1", value_name = "K/N")]
+    shard: Shard,
+
     /// Seed of the Random method's maps (mixed with each image's path).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -265,6 +281,17 @@ struct EvalArgs {
     max_megapixels: f64,
 
     /// No progress bar and no closing table; errors are still printed.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Args, Debug)]
+struct MergeArgs {
+    /// The output folder the shards shared (--out of eval or explain).
+    #[arg(value_name = "OUT")]
+    out: PathBuf,
+
+    /// No closing table; errors are still printed.
     #[arg(long, short)]
     quiet: bool,
 }
@@ -446,6 +473,7 @@ pub fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args),
         Command::Info(args) => info::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Bench(args) => bench::run(args),
     };

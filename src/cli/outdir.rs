@@ -10,12 +10,16 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use sglrp::cluster::{Shard, shard_file};
 use sglrp::io::write_atomic;
 
 use super::io_reason;
 
-/// The lock file of a run into a folder.
-pub const LOCK: &str = ".sglrp.lock";
+/// The lock file of a run into a folder: `.sglrp.lock`, or one per shard (`.sglrp.2-of-3.lock`),
+/// since the shards of one run share their folder.
+pub fn lock_name(shard: Shard) -> String {
+    shard_file(".sglrp", "lock", shard)
+}
 
 /// Holds an output folder for one run; the lock is removed when this drops.
 pub struct Claimed {

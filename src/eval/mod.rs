@@ -3,6 +3,8 @@
 
 pub mod metrics;
 pub mod occlusion;
+pub mod report;
+pub mod summary;
 
 use serde::{Deserialize, Serialize};
 

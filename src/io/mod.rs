@@ -9,6 +9,8 @@ pub mod text;
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result};
 
@@ -29,10 +31,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             "not a file path",
         ))
     })?;
+    // Unique per process, call and moment: processes on several hosts (shards of one run) may
+    // write the same file of a shared folder at once, and each rename must find its own file.
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let tmp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}-{nanos}-{}.tmp",
         name.to_string_lossy(),
-        std::process::id()
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
     ));
     let result = std::fs::File::create(&tmp)
         .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
