@@ -102,14 +102,10 @@ impl OnBackend for Measure<'_> {
         let net = Network::new(backend, self.model).map_err(|e| e.to_string())?;
         let images = |n: usize| random_images(self.model, n, SEED);
         let timer = net.backend().layer_timer();
-        bench(
-            &net,
-            &images,
-            self.options,
-            timer,
-            Some(caps.hardware.clone()),
-        )
-        .map_err(|e| e.to_string())
+        let mut report = bench(&net, &images, self.options, timer, caps.card.clone())
+            .map_err(|e| e.to_string())?;
+        report.hardware = caps.hardware.clone();
+        Ok(report)
     }
 }
 
