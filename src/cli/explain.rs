@@ -23,7 +23,7 @@ use sglrp::io::images::{read_rgb, write_png};
 use sglrp::io::npy::write_npy;
 use sglrp::io::write_atomic;
 use sglrp::model::{Channels, Model};
-use sglrp::render::{self, ColorMap, GridRow};
+use sglrp::render::{self, GridRow, RenderOptions};
 
 use super::inputs::{self, Input};
 use super::progress::Progress;
@@ -42,7 +42,7 @@ struct Job {
     targets: Vec<TargetSpec>,
     formats: Vec<Format>,
     preset: Preset,
-    cmap: ColorMap,
+    render: RenderOptions,
     overwrite: bool,
     batch_size: usize,
     max_pixels: u64,
@@ -214,7 +214,12 @@ impl Job {
             targets,
             formats: unique(&args.format),
             preset: args.preset,
-            cmap: args.cmap,
+            render: RenderOptions {
+                kind: args.heatmap,
+                clip_percent: args.clip,
+                cmap: args.cmap,
+                colorbar: args.colorbar,
+            },
             overwrite: args.overwrite,
             batch_size,
             max_pixels: (args.input.max_megapixels * 1e6).max(1.0) as u64,
@@ -400,15 +405,15 @@ impl Job {
         let order = ranking(&result.logits);
         let rank_of = |class: usize| order.iter().position(|&c| c == class).map_or(0, |r| r + 1);
         let mut explanations = Vec::new();
-        let mut heatmaps = Vec::new();
+        let mut panels = Vec::new();
         for (e, files) in result.explanations.iter().zip(&plan.files) {
-            let map = render::display_map(&e.relevance, e.channels);
-            let heat = render::colorize(&map, side, side, self.cmap);
+            let display = self.render.display(&e.relevance, e.channels);
+            let panel = self.render.panel(&display, side, side);
             if let Some(path) = files.get("png") {
-                write_png(path, &heat).map_err(|e| e.to_string())?;
+                write_png(path, &panel.image).map_err(|e| e.to_string())?;
             }
             if let Some(path) = files.get("overlay") {
-                write_png(path, &render::overlay(view, &map, self.cmap))
+                write_png(path, &render::overlay(view, &display, self.render.cmap))
                     .map_err(|e| e.to_string())?;
             }
             if let Some(path) = files.get("npy") {
@@ -419,7 +424,7 @@ impl Job {
                 )
                 .map_err(|e| e.to_string())?;
             }
-            heatmaps.push(heat);
+            panels.push(panel);
             let sum = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>();
             explanations.push((e, files, sum(&e.relevance), sum(&e.head)));
         }
@@ -438,18 +443,18 @@ impl Job {
                             result.probabilities[class],
                             rank_of(class),
                         ),
-                        cells: heatmaps[t * n_methods..][..n_methods].to_vec(),
+                        cells: panels[t * n_methods..][..n_methods].to_vec(),
                     }
                 })
                 .collect();
             let headers: Vec<String> = self.methods.iter().map(|m| m.title().to_string()).collect();
             let title = format!(
-                "{}  ·  {} preset  ·  {}",
+                "{}  ·  {} preset  ·  {} heatmap",
                 input.path.display(),
                 self.preset,
-                self.cmap
+                self.render.kind
             );
-            let grid = render::comparison_grid(Some(&title), view, &headers, &rows);
+            let grid = render::comparison_grid(Some(&title), view, &headers, &rows, &self.render);
             write_png(path, &grid).map_err(|e| e.to_string())?;
         }
 

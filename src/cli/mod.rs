@@ -18,9 +18,10 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sglrp::explain::Preset;
+use sglrp::heatmap::HeatmapKind;
 use sglrp::io::write_atomic;
 use sglrp::model::Model;
-use sglrp::render::ColorMap;
+use sglrp::render::{ColorBar, ColorMap};
 
 pub use device::Device;
 
@@ -162,9 +163,24 @@ struct ExplainArgs {
     )]
     format: Vec<Format>,
 
-    /// Colour map: seismic, bwr, coldnhot or gray.
+    /// Heatmap drawn: positive (Σ_c max(R_c, 0), the paper's), signed (Σ_c R_c, 0 at the
+    /// colour map's centre) or absolute (Σ_c |R_c|).
+    #[arg(long, default_value = "positive", value_name = "KIND")]
+    heatmap: HeatmapKind,
+
+    /// Scale each heatmap so that its strongest pixels holding PERCENT % of the relevance
+    /// saturate (Captum's outlier_perc); 0 scales by the largest |value|.
+    #[arg(long, default_value_t = 0.0, value_name = "PERCENT", value_parser = parse_percent)]
+    clip: f32,
+
+    /// Colour map: seismic, bwr, gray, binary, hot (matplotlib's), coldnhot, zennit_seismic
+    /// (Zennit's).
     #[arg(long, default_value = "seismic", value_name = "CMAP")]
     cmap: ColorMap,
+
+    /// The grid's colour bar: grid (one under the grid), row (one per row) or none.
+    #[arg(long, default_value = "grid", value_name = "WHERE")]
+    colorbar: ColorBar,
 
     /// Recompute images whose outputs all exist (by default they are skipped).
     #[arg(long)]
@@ -479,6 +495,16 @@ fn load_model(explicit: Option<&Path>) -> Result<(PathBuf, Model), u8> {
         EXIT_USAGE
     })?;
     Ok((path, model))
+}
+
+/// A percentage in [0, 100).
+fn parse_percent(text: &str) -> Result<f32, String> {
+    match text.trim().trim_end_matches('%').parse::<f32>() {
+        Ok(p) if (0.0..100.0).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "expected a percentage from 0 to below 100, got `{text}`"
+        )),
+    }
 }
 
 /// Removes repeated values, keeping the first of each.
