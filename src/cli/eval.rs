@@ -376,6 +376,7 @@ fn write_results(
             .map(|m| Series {
                 label: title(&m.method),
                 points: xs.iter().copied().zip(pick(m).iter().copied()).collect(),
+                standard_errors: None,
             })
             .collect()
     };
