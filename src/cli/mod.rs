@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sglrp::explain::Preset;
 use sglrp::heatmap::HeatmapKind;
+use sglrp::io::array::{ArrayChannels, MapSpace};
 use sglrp::io::write_atomic;
 use sglrp::model::Model;
 use sglrp::render::{ColorBar, ColorMap};
@@ -153,7 +154,10 @@ struct ExplainArgs {
     out: PathBuf,
 
     /// Outputs per image: png (heatmap per method and target), overlay (heatmap over the
-    /// image), grid (comparison grid), npy (raw relevance, (3, H, W) f32), json (result.json).
+    /// image), grid (comparison grid), npy (raw relevance, (3, H, W) f32), npz (every map of the
+    /// image with its method, target, class and probability), json (result.json); and for the
+    /// run, stack (every map in OUT/relevance.npy, (images, heads, 3, H, W), indexed by
+    /// OUT/relevance.index.json; images are then never skipped).
     #[arg(
         long,
         short,
@@ -177,6 +181,16 @@ struct ExplainArgs {
     /// (Zennit's).
     #[arg(long, default_value = "seismic", value_name = "CMAP")]
     cmap: ColorMap,
+
+    /// Channel order of the arrays (npy, npz, stack): rgb, or model (the model's own order).
+    #[arg(long, default_value = "rgb", value_name = "ORDER")]
+    array_channels: ArrayChannels,
+
+    /// Pixels of png, overlay and the arrays: input (the network's view) or image (the original
+    /// image's pixels, resize and crop undone, for overlays on the original). The grid always
+    /// shows the network's view.
+    #[arg(long, default_value = "input", value_name = "SPACE")]
+    map_space: MapSpace,
 
     /// The grid's colour bar: grid (one under the grid), row (one per row) or none.
     #[arg(long, default_value = "grid", value_name = "WHERE")]
@@ -429,7 +443,9 @@ pub enum Format {
     Overlay,
     Grid,
     Npy,
+    Npz,
     Json,
+    Stack,
 }
 
 /// Runs the command line and returns the process exit code.
