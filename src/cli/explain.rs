@@ -4,14 +4,17 @@
 //! |---|---|---|
 //! | `<method>_<target>.png` | `png` | heatmap (docs/method.md §Heatmaps), one pixel per network input pixel |
 //! | `<method>_<target>_overlay.png` | `overlay` | the heatmap over a grey copy of the network's view of the image |
-//! | `<method>_<target>.npy` | `npy` | signed input relevance, `(3, H, W)` f32, channels in the model's order |
+//! | `<method>_<target>.npy` | `npy` | signed input relevance, `(3, H, W)` f32, RGB (`--array-channels`) |
+//! | `maps.npz` | `npz` | every map of the image, `(heads, 3, H, W)`, with method, target, class, probability |
 //! | `grid.png` | `grid` | input \| one column per method, one row per target, captioned |
 //! | `result.json` | `json` | predictions, targets, relevance sums, output paths |
 //!
-//! `<target>` is `top1`, `top2`, … or `class<index>`. `OUT/summary.jsonl` gets one line per image
-//! of the run (the `result.json` record, with `status` ok, skipped or error), rewritten atomically
-//! at the end of the run (`summary.K-of-N.jsonl` for `--shard K/N`, joined by `sglrp merge`).
-//! Every file is written through a temporary file and a rename.
+//! `<target>` is `top1`, `top2`, … or `class<index>`. Paths in `result.json` are relative to its
+//! folder. `OUT/summary.jsonl` gets one line per image of the run (the `result.json` record, with
+//! `status` ok, skipped or error), rewritten atomically at the end of the run
+//! (`summary.K-of-N.jsonl` for `--shard K/N`, joined by `sglrp merge`). `stack` writes
+//! `OUT/relevance.npy` (images, heads, 3, H, W) and `OUT/relevance.index.json`. Every file is
+//! written through a temporary file and a rename.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,11 +25,15 @@ use sglrp::backend::Backend;
 use sglrp::cluster::merge::EXPLAIN_SUMMARY;
 use sglrp::cluster::{Shard, shard_file};
 use sglrp::explain::{ImageResult, Network, Preset, Request, ranking};
+use sglrp::io::array::{
+    ArrayOptions, Head, MapSpace, Stack, StackHead, StackImage, StackIndex, channel_name,
+    write_image_npz,
+};
 use sglrp::io::images::{read_rgb, write_png};
 use sglrp::io::npy::write_npy;
 use sglrp::io::write_atomic;
-use sglrp::model::{Channels, Model};
-use sglrp::render::{self, ColorMap, GridRow};
+use sglrp::model::Model;
+use sglrp::render::{self, GridRow, RenderOptions};
 
 use super::inputs::{self, Input, key_id};
 use super::progress::Progress;
@@ -45,13 +52,16 @@ struct Job {
     targets: Vec<TargetSpec>,
     formats: Vec<Format>,
     preset: Preset,
-    cmap: ColorMap,
+    render: RenderOptions,
+    arrays: ArrayOptions,
+    /// With `stack`: the run's array, one row per input.
+    stack: Option<Stack>,
     overwrite: bool,
     batch_size: usize,
     max_pixels: u64,
     side: usize,
     classes: Vec<String>,
-    channels: Channels,
+    preprocess: sglrp::model::Preprocess,
 }
 
 /// The files planned for one image.
@@ -59,12 +69,14 @@ struct Plan {
     dir: PathBuf,
     /// Per explanation (target-major, then method): its files by format.
     files: Vec<BTreeMap<&'static str, PathBuf>>,
+    npz: Option<PathBuf>,
     grid: Option<PathBuf>,
     json: Option<PathBuf>,
 }
 
-/// An image decoded and resized to the network's view, with its size on file.
-type Decoded = (RgbImage, (u32, u32));
+/// An image decoded and resized to the network's view, with its size on file and, for pictures
+/// in the image's pixels, the image itself.
+type Decoded = (RgbImage, (u32, u32), Option<RgbImage>);
 
 /// How one image ended.
 enum Outcome {
@@ -92,6 +104,13 @@ pub fn run(args: ExplainArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    if args.format.contains(&Format::Stack) && args.map_space == MapSpace::Image {
+        report(
+            "--format stack needs --map-space input: maps in the images' own pixels differ in \
+             size and cannot be stacked (use npy or npz for them)",
+        );
+        return EXIT_USAGE;
+    }
     if let Err(e) = prepare_output_folder(&args.out) {
         report(format!("output folder {}: {e}", args.out.display()));
         return EXIT_USAGE;
@@ -123,7 +142,7 @@ impl device::OnBackend for Explain<'_> {
     type Output = u8;
 
     fn run<B: Backend>(self, backend: B) -> u8 {
-        let job = self.job;
+        let mut job = self.job;
         let network = match Network::new(backend, self.model) {
             Ok(n) => n,
             Err(e) => {
@@ -137,10 +156,32 @@ impl device::OnBackend for Explain<'_> {
         for e in &expanded.errors {
             progress.error(e);
         }
+        let stack_path = job.out.join("relevance.npy");
+        if job.wants(Format::Stack) {
+            let heads = job.requests().len() as u64;
+            let side = job.side as u64;
+            match Stack::create(&stack_path, expanded.inputs.len(), &[heads, 3, side, side]) {
+                Ok(stack) => job.stack = Some(stack),
+                Err(e) => {
+                    report(e);
+                    return EXIT_USAGE;
+                }
+            }
+        }
         let outcomes = job.run_all(&network, &expanded.inputs, &progress);
         progress.finish();
 
         let mut failed = expanded.errors.len();
+        if let Some(stack) = job.stack.take() {
+            let index = job.stack_index(stack.shape().to_vec(), &outcomes);
+            let written = stack
+                .finish()
+                .and_then(|_| index.write(&job.out.join("relevance.index.json")));
+            if let Err(e) = written {
+                report(e);
+                failed += 1;
+            }
+        }
         let (mut done, mut skipped) = (0, 0);
         let lines: Vec<String> = outcomes
             .iter()
@@ -221,13 +262,23 @@ impl Job {
             targets,
             formats: unique(&args.format),
             preset: args.preset,
-            cmap: args.cmap,
+            render: RenderOptions {
+                kind: args.heatmap,
+                clip_percent: args.clip,
+                cmap: args.cmap,
+                colorbar: args.colorbar,
+            },
+            arrays: ArrayOptions {
+                channels: args.array_channels,
+                space: args.map_space,
+            },
+            stack: None,
             overwrite: args.overwrite,
             batch_size,
             max_pixels: (args.input.max_megapixels * 1e6).max(1.0) as u64,
             side: model.input_side,
             classes: model.classes.clone(),
-            channels: model.preprocess.channels,
+            preprocess: model.preprocess.clone(),
         }
     }
 
@@ -269,6 +320,7 @@ impl Job {
             })
             .collect();
         Plan {
+            npz: self.wants(Format::Npz).then(|| dir.join("maps.npz")),
             grid: self.wants(Format::Grid).then(|| dir.join("grid.png")),
             json: self.wants(Format::Json).then(|| dir.join("result.json")),
             files,
@@ -287,7 +339,8 @@ impl Job {
         let mut pending = Vec::new();
         for (i, input) in inputs.iter().enumerate() {
             let plan = self.plan(input);
-            if !self.overwrite && plan.complete() {
+            // A stack holds the whole run: every image is computed.
+            if !self.overwrite && self.stack.is_none() && plan.complete() {
                 outcomes[i] = Some(Outcome::Skipped(self.skipped_record(input, &plan)));
                 progress.advance(1);
             } else {
@@ -300,7 +353,7 @@ impl Job {
                 .map(|&i| inputs[i].path.display().to_string())
                 .collect();
             progress.working_on(&names.join(", "));
-            let results = self.process_batch(network, batch.iter().map(|&i| &inputs[i]).collect());
+            let results = self.process_batch(network, inputs, batch);
             for (&i, outcome) in batch.iter().zip(results) {
                 if let Outcome::Failed(record) = &outcome {
                     progress.error(record.error.as_deref().unwrap_or("failed"));
@@ -314,15 +367,24 @@ impl Job {
 
     /// Decodes, explains and writes one batch. A decoding failure fails that image only; a
     /// failure of the batch's pass is retried image by image, so that it names the image.
-    fn process_batch<B: Backend>(&self, network: &Network<B>, batch: Vec<&Input>) -> Vec<Outcome> {
+    fn process_batch<B: Backend>(
+        &self,
+        network: &Network<B>,
+        inputs: &[Input],
+        rows: &[usize],
+    ) -> Vec<Outcome> {
         let pre = &network.info().preprocess;
+        let batch: Vec<&Input> = rows.iter().map(|&i| &inputs[i]).collect();
+        let keep_image = self.arrays.space == MapSpace::Image
+            && (self.wants(Format::Png) || self.wants(Format::Overlay));
         let decoded: Vec<Result<Decoded, String>> = batch
             .par_iter()
             .map(|input| {
                 read_rgb(&input.path, self.max_pixels)
                     .map(|img| {
                         let size = img.dimensions();
-                        (pre.resize(&img, self.side), size)
+                        let view = pre.resize(&img, self.side);
+                        (view, size, keep_image.then_some(img))
                     })
                     .map_err(|e| e.to_string())
             })
@@ -330,7 +392,7 @@ impl Job {
         let ok: Vec<usize> = (0..batch.len()).filter(|&i| decoded[i].is_ok()).collect();
         let views: Vec<&RgbImage> = ok
             .iter()
-            .filter_map(|&i| decoded[i].as_ref().ok().map(|(v, _)| v))
+            .filter_map(|&i| decoded[i].as_ref().ok().map(|(v, _, _)| v))
             .collect();
         let results = self.explain(network, &views);
 
@@ -344,9 +406,15 @@ impl Job {
             .par_iter()
             .zip(results)
             .map(|(&i, result)| {
-                let (view, size) = decoded[i].as_ref().expect("only decoded images are here");
+                let (view, size, image) =
+                    decoded[i].as_ref().expect("only decoded images are here");
+                let pictures = Pictures {
+                    view,
+                    size: *size,
+                    image: image.as_ref(),
+                };
                 let outcome = match result {
-                    Ok(result) => match self.write_outputs(batch[i], view, *size, &result) {
+                    Ok(result) => match self.write_outputs(batch[i], rows[i], &pictures, &result) {
                         Ok(record) => Outcome::Done(record),
                         Err(e) => self.failed_record(batch[i], e),
                     },
@@ -397,40 +465,93 @@ impl Job {
     fn write_outputs(
         &self,
         input: &Input,
-        view: &RgbImage,
-        size: (u32, u32),
+        row: usize,
+        pictures: &Pictures,
         result: &ImageResult,
     ) -> Result<ImageRecord, String> {
+        let Pictures { view, size, image } = *pictures;
+        let pre = &self.preprocess;
         let plan = self.plan(input);
         std::fs::create_dir_all(&plan.dir).map_err(|e| format!("{}: {e}", plan.dir.display()))?;
         let side = self.side as u32;
         let order = ranking(&result.logits);
         let rank_of = |class: usize| order.iter().position(|&c| c == class).map_or(0, |r| r + 1);
         let mut explanations = Vec::new();
-        let mut heatmaps = Vec::new();
+        let mut panels = Vec::new();
+        let mut arrays = Vec::new();
+        let wants_arrays = [Format::Npy, Format::Npz, Format::Stack]
+            .iter()
+            .any(|&f| self.wants(f));
         for (e, files) in result.explanations.iter().zip(&plan.files) {
-            let map = render::display_map(&e.relevance, e.channels);
-            let heat = render::colorize(&map, side, side, self.cmap);
+            let display = self.render.display(&e.relevance, e.channels);
+            let panel = self.render.panel(&display, side, side);
+            let array = if wants_arrays || image.is_some() {
+                Some(
+                    self.arrays
+                        .map(&e.relevance, e.channels, self.side, pre, size)
+                        .map_err(|e| e.to_string())?,
+                )
+            } else {
+                None
+            };
+            // Pictures in the image's pixels come from the map resampled to them.
+            let (picture_display, backdrop) = match (image, &array) {
+                (Some(image), Some((_, values))) => {
+                    (self.render.display(values, e.channels), image)
+                }
+                _ => (display, view),
+            };
+            let (w, h) = backdrop.dimensions();
             if let Some(path) = files.get("png") {
+                let heat = self.render.heatmap_image(&picture_display, w, h);
                 write_png(path, &heat).map_err(|e| e.to_string())?;
             }
             if let Some(path) = files.get("overlay") {
-                write_png(path, &render::overlay(view, &map, self.cmap))
-                    .map_err(|e| e.to_string())?;
+                let over = render::overlay(backdrop, &picture_display, self.render.cmap);
+                write_png(path, &over).map_err(|e| e.to_string())?;
             }
-            if let Some(path) = files.get("npy") {
-                write_npy(
-                    path,
-                    &[e.channels as u64, side as u64, side as u64],
-                    &e.relevance,
-                )
-                .map_err(|e| e.to_string())?;
+            if let (Some(path), Some((shape, values))) = (files.get("npy"), &array) {
+                write_npy(path, shape, values).map_err(|e| e.to_string())?;
             }
-            heatmaps.push(heat);
+            if let Some(array) = array {
+                arrays.push(array);
+            }
+            panels.push(panel);
             let sum = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>();
             explanations.push((e, files, sum(&e.relevance), sum(&e.head)));
         }
         let n_methods = self.methods.len();
+        let channels = self.arrays.channel_order(pre.channels);
+        if let Some(path) = &plan.npz {
+            let heads: Vec<Head> = result
+                .explanations
+                .iter()
+                .enumerate()
+                .map(|(j, e)| Head {
+                    method: self.methods[j % n_methods].name().into(),
+                    target: self.targets[j / n_methods].label.clone(),
+                    class: e.target,
+                    name: self.classes[e.target].clone(),
+                    probability: result.probabilities[e.target],
+                })
+                .collect();
+            let maps: Vec<Vec<f32>> = arrays.iter().map(|(_, v)| v.clone()).collect();
+            let shape = arrays.first().map(|(s, _)| s.clone()).unwrap_or_default();
+            write_image_npz(
+                path,
+                &heads,
+                &maps,
+                &shape,
+                channels,
+                self.arrays.space,
+                size,
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        if let Some(stack) = &self.stack {
+            let values: Vec<f32> = arrays.iter().flat_map(|(_, v)| v.iter().copied()).collect();
+            stack.write_row(row, &values).map_err(|e| e.to_string())?;
+        }
         if let Some(path) = &plan.grid {
             let rows: Vec<GridRow> = self
                 .targets
@@ -445,18 +566,18 @@ impl Job {
                             result.probabilities[class],
                             rank_of(class),
                         ),
-                        cells: heatmaps[t * n_methods..][..n_methods].to_vec(),
+                        cells: panels[t * n_methods..][..n_methods].to_vec(),
                     }
                 })
                 .collect();
             let headers: Vec<String> = self.methods.iter().map(|m| m.title().to_string()).collect();
             let title = format!(
-                "{}  ·  {} preset  ·  {}",
+                "{}  ·  {} preset  ·  {} heatmap",
                 input.path.display(),
                 self.preset,
-                self.cmap
+                self.render.kind
             );
-            let grid = render::comparison_grid(Some(&title), view, &headers, &rows);
+            let grid = render::comparison_grid(Some(&title), view, &headers, &rows, &self.render);
             write_png(path, &grid).map_err(|e| e.to_string())?;
         }
 
@@ -477,7 +598,7 @@ impl Job {
                     max_abs: e.relevance.iter().fold(0.0f32, |m, v| m.max(v.abs())),
                     files: files
                         .iter()
-                        .map(|(k, p)| (k.to_string(), relative(&self.out, p)))
+                        .map(|(k, p)| (k.to_string(), relative(&plan.dir, p)))
                         .collect(),
                 },
             )
@@ -490,17 +611,13 @@ impl Job {
             image_size: Some([size.0, size.1]),
             model: Some(self.model_path.display().to_string()),
             model_input: Some([self.side, self.side]),
-            channels: Some(
-                match self.channels {
-                    Channels::Rgb => "rgb",
-                    Channels::Bgr => "bgr",
-                }
-                .into(),
-            ),
+            channels: Some(channel_name(channels).into()),
+            map_space: Some(self.arrays.space.name().into()),
+            npz: plan.npz.as_ref().map(|p| relative(&plan.dir, p)),
             preset: Some(self.preset.name().into()),
             predictions: predictions(&result.logits, &self.classes, 5),
             explanations: explanation_records,
-            grid: plan.grid.as_ref().map(|p| relative(&self.out, p)),
+            grid: plan.grid.as_ref().map(|p| relative(&plan.dir, p)),
         };
         if let Some(path) = &plan.json {
             let text = serde_json::to_string_pretty(&record).map_err(|e| e.to_string())? + "\n";
@@ -519,6 +636,47 @@ impl Job {
             sglrp::explain::Target::Class(c) => {
                 format!("target class {c}: {name}, p = {probability:.3} (rank {rank})")
             }
+        }
+    }
+
+    /// The index of the run's stack: one image per row, in the order of the inputs.
+    fn stack_index(&self, shape: Vec<u64>, outcomes: &[Outcome]) -> StackIndex {
+        let heads = self
+            .targets
+            .iter()
+            .flat_map(|t| {
+                self.methods.iter().map(|m| StackHead {
+                    method: m.name().into(),
+                    target: t.label.clone(),
+                })
+            })
+            .collect();
+        let images = outcomes
+            .iter()
+            .enumerate()
+            .map(|(row, outcome)| {
+                let (record, ok) = match outcome {
+                    Outcome::Done(r) | Outcome::Skipped(r) => (r, true),
+                    Outcome::Failed(r) => (r, false),
+                };
+                StackImage {
+                    row,
+                    input: record.input.clone(),
+                    status: if ok { "ok" } else { "error" }.into(),
+                    error: record.error.clone(),
+                    classes: record.explanations.iter().map(|e| e.class).collect(),
+                    probabilities: record.explanations.iter().map(|e| e.probability).collect(),
+                }
+            })
+            .collect();
+        StackIndex {
+            array: "relevance.npy".into(),
+            shape,
+            dtype: "float32",
+            channels: channel_name(self.arrays.channel_order(self.preprocess.channels)),
+            map_space: self.arrays.space.name(),
+            heads,
+            images,
         }
     }
 
@@ -555,12 +713,22 @@ impl Job {
     }
 }
 
+/// The pictures of one image: the network's view, the image's size and, for pictures in the
+/// image's pixels, the image.
+#[derive(Clone, Copy)]
+struct Pictures<'a> {
+    view: &'a RgbImage,
+    size: (u32, u32),
+    image: Option<&'a RgbImage>,
+}
+
 impl Plan {
     /// Whether every planned file exists.
     fn complete(&self) -> bool {
         self.files
             .iter()
             .flat_map(BTreeMap::values)
+            .chain(&self.npz)
             .chain(&self.grid)
             .chain(&self.json)
             .all(|p| p.is_file())
