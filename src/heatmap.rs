@@ -78,6 +78,113 @@ pub fn normalize(map: &[f32]) -> Vec<f32> {
     map.iter().map(|v| v / max).collect()
 }
 
+/// The value a heatmap is divided by for display (docs/method.md §Heatmaps): its largest
+/// |value| when `clip_percent` is 0, else Captum's `outlier_perc` threshold: the smallest |value|
+/// such that the |values| up to it hold at least `100 − clip_percent` % of the total |value|,
+/// so that the strongest pixels holding `clip_percent` % of the relevance saturate. Symmetric:
+/// the same for −v and v. Non-finite values are ignored; 0 when nothing is left.
+pub fn display_scale(map: &[f32], clip_percent: f32) -> f32 {
+    let mut magnitudes: Vec<f32> = map
+        .iter()
+        .filter(|v| v.is_finite() && **v != 0.0)
+        .map(|v| v.abs())
+        .collect();
+    if magnitudes.is_empty() {
+        return 0.0;
+    }
+    if clip_percent <= 0.0 {
+        return magnitudes.iter().fold(0.0, |m, &v| m.max(v));
+    }
+    magnitudes.sort_unstable_by(f32::total_cmp);
+    let total: f64 = magnitudes.iter().map(|&v| f64::from(v)).sum();
+    let wanted = total * f64::from(100.0 - clip_percent.min(100.0)) / 100.0;
+    let mut sum = 0.0f64;
+    for &v in &magnitudes {
+        sum += f64::from(v);
+        if sum >= wanted {
+            return v;
+        }
+    }
+    magnitudes[magnitudes.len() - 1]
+}
+
+/// A heatmap ready to be coloured: each value divided by `scale` and clamped, so that it lies in
+/// [−1, 1] for signed heatmaps and in [0, 1] for positive and absolute ones, 0 kept at 0.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Display {
+    /// `(H, W)`.
+    pub values: Vec<f32>,
+    pub kind: HeatmapKind,
+    /// The heatmap value drawn at the colour map's end (±scale for signed heatmaps); 0 when the
+    /// heatmap holds nothing to draw.
+    pub scale: f32,
+    /// The outlier percentage `scale` was chosen with (0: the largest |value|).
+    pub clip_percent: f32,
+}
+
+impl Display {
+    /// The heatmap of a `(C, H, W)` map, scaled for display.
+    pub fn new(relevance: &[f32], channels: usize, kind: HeatmapKind, clip_percent: f32) -> Self {
+        let map = heatmap(relevance, channels, kind);
+        let scale = display_scale(&map, clip_percent);
+        let values = if scale > 0.0 {
+            map.iter()
+                .map(|&v| {
+                    if v.is_nan() {
+                        0.0
+                    } else {
+                        (v / scale).clamp(-1.0, 1.0)
+                    }
+                })
+                .collect()
+        } else {
+            vec![0.0; map.len()]
+        };
+        Display {
+            values,
+            kind,
+            scale,
+            clip_percent,
+        }
+    }
+
+    /// Whether there is nothing to draw: a positive heatmap of a map without positive relevance,
+    /// or an all-zero map.
+    pub fn is_empty(&self) -> bool {
+        self.scale == 0.0
+    }
+
+    /// What an empty panel says.
+    pub fn empty_note(&self) -> &'static str {
+        match self.kind {
+            HeatmapKind::Positive => "no positive relevance",
+            HeatmapKind::Signed | HeatmapKind::Absolute => "no relevance",
+        }
+    }
+
+    /// The scale as written under a panel: `max 3.1e-3`, or `±3.1e-3` for a signed heatmap.
+    pub fn scale_note(&self) -> String {
+        let value = format_scale(self.scale);
+        match self.kind {
+            HeatmapKind::Signed => format!("±{value}"),
+            HeatmapKind::Positive | HeatmapKind::Absolute => format!("max {value}"),
+        }
+    }
+}
+
+/// Three significant digits, in scientific notation outside [0.01, 1000).
+pub fn format_scale(v: f32) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if (0.01..1000.0).contains(&a) {
+        let digits = (2 - a.log10().floor() as i32).max(0) as usize;
+        format!("{v:.digits$}")
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +203,36 @@ mod tests {
         assert_eq!("Signed".parse::<HeatmapKind>(), Ok(HeatmapKind::Signed));
         assert_eq!(normalize(&[1.5, -3.0]), vec![0.5, -1.0]);
         assert_eq!(normalize(&[0.0, 0.0]), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn scale_is_the_largest_magnitude_or_the_outlier_threshold() {
+        assert_eq!(display_scale(&[1.0, -4.0, 2.0, f32::NAN], 0.0), 4.0);
+        assert_eq!(display_scale(&[0.0, 0.0], 5.0), 0.0);
+        // |values| 1, 2, 3, 4 (total 10): 60 % of the mass is reached at 3 (1 + 2 + 3 = 6).
+        assert_eq!(display_scale(&[4.0, -1.0, 3.0, -2.0], 40.0), 3.0);
+        assert_eq!(display_scale(&[4.0, -1.0, 3.0, -2.0], 41.0), 3.0);
+        assert_eq!(display_scale(&[4.0, -1.0, 3.0, -2.0], 70.0), 2.0);
+        assert_eq!(display_scale(&[4.0, -1.0, 3.0, -2.0], 10.0), 4.0);
+        assert_eq!(
+            display_scale(&[-4.0, 1.0, -3.0, 2.0], 40.0),
+            3.0,
+            "symmetric"
+        );
+    }
+
+    #[test]
+    fn display_values_are_clamped_and_zero_stays_zero() {
+        // One channel, four pixels; |values| 1, 2, 8: 25 % of 11 is reached at 2.
+        let d = Display::new(&[-2.0, 0.0, 1.0, 8.0], 1, HeatmapKind::Signed, 75.0);
+        assert_eq!(d.scale, 2.0);
+        assert_eq!(d.values, vec![-1.0, 0.0, 0.5, 1.0]);
+        assert_eq!(d.scale_note(), "±2.00");
+        let d = Display::new(&[-2.0, -1.0], 1, HeatmapKind::Positive, 0.0);
+        assert!(d.is_empty());
+        assert_eq!(d.values, vec![0.0, 0.0]);
+        assert_eq!(d.empty_note(), "no positive relevance");
+        assert_eq!(format_scale(0.000123), "1.23e-4");
+        assert_eq!(format_scale(12.345), "12.3");
     }
 }

@@ -9,7 +9,16 @@ use std::path::Path;
 use cli::*;
 use sglrp::backend::cpu::CpuBackend;
 use sglrp::explain::{Method, Network, Preset, Request, Target};
-use sglrp::model::Model;
+use sglrp::model::{Channels, Model};
+
+/// A `(3, H, W)` map in the model's channel order, in RGB order as explain writes arrays.
+fn as_rgb(model: &Model, relevance: &[f32]) -> Vec<f32> {
+    if model.preprocess.channels == Channels::Rgb {
+        return relevance.to_vec();
+    }
+    let plane = relevance.len() / 3;
+    relevance.chunks(plane).rev().flatten().copied().collect()
+}
 
 /// The library's explanations for one image file, batch of one.
 fn library_result(
@@ -90,7 +99,8 @@ fn every_format_for_every_image_kind_and_npy_equals_the_library() {
                 let (shape, values) = read_npy(&folder.join(format!("{method}_{target}.npy")));
                 assert_eq!(shape, [3, side as u64, side as u64]);
                 assert_eq!(
-                    values, expected.explanations[k].relevance,
+                    values,
+                    as_rgb(&model, &expected.explanations[k].relevance),
                     "{stem} {method} {target}: npy differs from the library's result"
                 );
                 let e = &record["explanations"][k];
@@ -102,7 +112,7 @@ fn every_format_for_every_image_kind_and_npy_equals_the_library() {
                     (e["relevance_sum"].as_f64().unwrap() - sum).abs() <= 1e-6 * sum.abs().max(1.0)
                 );
                 for (_, file) in e["files"].as_object().unwrap() {
-                    assert!(out.join(file.as_str().unwrap()).is_file(), "{file}");
+                    assert!(folder.join(file.as_str().unwrap()).is_file(), "{file}");
                 }
                 k += 1;
             }
@@ -416,7 +426,7 @@ fn demo_model_explains_the_bundled_samples() {
         // input | Guided Grad-CAM | LRP | CLRP | SGLRP, 224-pixel cells.
         assert_eq!(grid.width(), 2 * 10 + 5 * 224 + 4 * 6);
         for e in line["explanations"].as_array().unwrap() {
-            let (shape, values) = read_npy(&out.join(e["files"]["npy"].as_str().unwrap()));
+            let (shape, values) = read_npy(&folder.join(e["files"]["npy"].as_str().unwrap()));
             assert_eq!(shape, [3, 224, 224]);
             assert!(values.iter().all(|v| v.is_finite()));
             // The head: LRP puts z_t on the logits, CLRP and SGLRP heads sum to 0 (docs/method.md §Heads),
@@ -509,15 +519,17 @@ fn a_sample_matches_the_library_with_the_demo_model() {
         .to_vec();
     let expected = library_result(&model, &image, &requests, Preset::Innvestigate);
     let record = &summary(&out)[0];
+    let folder = out.join(record["output_dir"].as_str().unwrap());
     for (k, e) in record["explanations"]
         .as_array()
         .unwrap()
         .iter()
         .enumerate()
     {
-        let (_, values) = read_npy(&out.join(e["files"]["npy"].as_str().unwrap()));
+        let (_, values) = read_npy(&folder.join(e["files"]["npy"].as_str().unwrap()));
         assert_eq!(
-            values, expected.explanations[k].relevance,
+            values,
+            as_rgb(&model, &expected.explanations[k].relevance),
             "{}",
             e["method"]
         );

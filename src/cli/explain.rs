@@ -4,17 +4,20 @@
 //! |---|---|---|
 //! | `<method>_<target>.png` | `png` | heatmap (docs/method.md §Heatmaps), one pixel per network input pixel |
 //! | `<method>_<target>_overlay.png` | `overlay` | the heatmap over a grey copy of the network's view of the image |
-//! | `<method>_<target>.npy` | `npy` | signed input relevance, `(3, H, W)` f32, channels in the model's order |
+//! | `<method>_<target>.npy` | `npy` | signed input relevance, `(3, H, W)` f32, RGB (`--array-channels`) |
+//! | `maps.npz` | `npz` | every map of the image, `(heads, 3, H, W)`, with method, target, class, probability |
 //! | `grid.png` | `grid` | input \| one column per method, one row per target, captioned |
 //! | `result.json` | `json` | predictions, targets, relevance sums, output paths |
 //!
-//! `<target>` is `top1`, `top2`, … or `class<index>`. `OUT/summary.jsonl` gets one line per image
-//! of the run (the `result.json` record, with `status` ok, skipped or error), appended as images
-//! finish (`summary.K-of-N.jsonl` for `--shard K/N`, joined by `sglrp merge`). Every file is
-//! written through a temporary file and a rename. `OUT/fingerprints.jsonl`
-//! holds, per image folder, the fingerprint of the settings that made its outputs (model file,
-//! preset, methods, targets, formats, colour map, Grad-CAM layer): a rerun skips an image only
-//! when its outputs exist and were made the same way. The work runs on [`sglrp::pipeline`].
+//! `<target>` is `top1`, `top2`, … or `class<index>`. Paths in `result.json` are relative to its
+//! folder. `OUT/summary.jsonl` gets one line per image of the run (the `result.json` record, with
+//! `status` ok, skipped or error), appended as images finish (`summary.K-of-N.jsonl` for
+//! `--shard K/N`, joined by `sglrp merge`). `stack` writes `OUT/relevance.npy` (images, heads, 3,
+//! H, W), filled in input order as images finish, and `OUT/relevance.index.json` at the end.
+//! Every file is written through a temporary file and a rename. `OUT/fingerprints.jsonl` holds,
+//! per image folder, the fingerprint of the settings that made its outputs (model file, preset,
+//! methods, targets, formats, picture and array options, Grad-CAM layer): a rerun skips an image
+//! only when its outputs exist and were made the same way. The work runs on [`sglrp::pipeline`].
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -26,13 +29,17 @@ use sglrp::backend::open::{Caps, OnBackend};
 use sglrp::cluster::merge::EXPLAIN_SUMMARY;
 use sglrp::cluster::shard_file;
 use sglrp::explain::{ImageResult, Network, Preset, Request, ranking};
+use sglrp::io::array::{
+    ArrayOptions, Head, MapSpace, Stack, StackHead, StackImage, StackIndex, channel_name,
+    write_image_npz,
+};
 use sglrp::io::images::{read_rgb, write_png};
 use sglrp::io::npy::write_npy;
 use sglrp::io::write_atomic;
-use sglrp::model::{Channels, Model, Preprocess};
+use sglrp::model::{Model, Preprocess};
 use sglrp::pipeline::network::{Explainer, ItemResult, NetworkInput};
 use sglrp::pipeline::{self, Compute, Flow, Options};
-use sglrp::render::{self, ColorMap, GridRow};
+use sglrp::render::{self, GridRow, RenderOptions};
 
 use super::device::{self, Devices};
 use super::inputs::{self, Input, key_id};
@@ -53,11 +60,11 @@ struct Job {
     targets: Vec<TargetSpec>,
     formats: Vec<Format>,
     preset: Preset,
-    cmap: ColorMap,
+    render: RenderOptions,
+    arrays: ArrayOptions,
     max_pixels: u64,
     side: usize,
     classes: Vec<String>,
-    channels: Channels,
     preprocess: Preprocess,
     /// The fingerprint of the settings (see the module's documentation).
     fingerprint: String,
@@ -70,14 +77,17 @@ struct Plan {
     dir: PathBuf,
     /// Per explanation (target-major, then method): its files by format.
     files: Vec<BTreeMap<&'static str, PathBuf>>,
+    npz: Option<PathBuf>,
     grid: Option<PathBuf>,
     json: Option<PathBuf>,
 }
 
-/// An image decoded, resized to the network's view and pre-processed, with its size on file.
+/// An image decoded, resized to the network's view and pre-processed, with its size on file
+/// and, for pictures in the image's pixels, the image itself.
 pub struct Decoded {
     view: RgbImage,
     size: (u32, u32),
+    image: Option<RgbImage>,
     input: Vec<f32>,
 }
 
@@ -87,9 +97,10 @@ impl NetworkInput for Decoded {
     }
 }
 
-/// How one image ended.
+/// How one image ended; a done image carries its row of the run's stack (empty without
+/// `stack`).
 pub enum Outcome {
-    Done(ImageRecord),
+    Done(ImageRecord, Vec<f32>),
     Skipped(ImageRecord),
     Failed(ImageRecord),
 }
@@ -123,6 +134,13 @@ pub fn run(args: ExplainArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    if args.format.contains(&Format::Stack) && args.map_space == MapSpace::Image {
+        report(
+            "--format stack needs --map-space input: maps in the images' own pixels differ in \
+             size and cannot be stacked (use npy or npz for them)",
+        );
+        return EXIT_USAGE;
+    }
     let shard = args.input.shard;
     let _claimed = match outdir::claim(&args.out, &outdir::lock_name(shard)) {
         Ok(c) => c,
@@ -168,6 +186,22 @@ pub fn run(args: ExplainArgs) -> u8 {
         progress.error(e);
     }
     let (stem, extension) = EXPLAIN_SUMMARY;
+    let stack_path = job.out.join("relevance.npy");
+    let stack = if job.wants(Format::Stack) {
+        let heads = job.requests().len() as u64;
+        let side = job.side as u64;
+        match Stack::create(&stack_path, expanded.inputs.len(), &[heads, 3, side, side]) {
+            Ok(stack) => Some(stack),
+            Err(e) => {
+                report(e);
+                return EXIT_USAGE;
+            }
+        }
+    } else {
+        None
+    };
+    // One entry per stack row, in input order, as the engine hands the images back.
+    let mut stack_images = Vec::new();
     let mut summary = match Summary::create(job.out.join(shard_file(stem, extension, shard))) {
         Ok(s) => s,
         Err(e) => {
@@ -181,7 +215,7 @@ pub fn run(args: ExplainArgs) -> u8 {
     };
     let mut record = |outcome: Outcome, progress: &Progress| {
         let r = match &outcome {
-            Outcome::Done(r) => {
+            Outcome::Done(r, _) => {
                 counts.done += 1;
                 r
             }
@@ -204,6 +238,11 @@ pub fn run(args: ExplainArgs) -> u8 {
     };
     let mut pending = Vec::new();
     for input in expanded.inputs {
+        // A stack holds the whole run: every image is computed.
+        if stack.is_some() {
+            pending.push(input);
+            continue;
+        }
         let plan = job.plan(&input);
         match (
             job.found(&input, &plan),
@@ -243,7 +282,15 @@ pub fn run(args: ExplainArgs) -> u8 {
         devices.len(),
         |w| devices.run(w, builder.clone())?,
         &options,
-        |_, outcome| {
+        |row, mut outcome| {
+            if let Some(stack) = &stack {
+                if let Outcome::Done(_, values) = &outcome
+                    && let Err(e) = stack.write_row(row, values)
+                {
+                    outcome = job.failed_record(&pending[row], e.to_string());
+                }
+                stack_images.push(Job::stack_image(row, &outcome));
+            }
             record(outcome, &progress);
             Flow::Continue
         },
@@ -252,6 +299,16 @@ pub fn run(args: ExplainArgs) -> u8 {
     if let Err(e) = result {
         report(e);
         return EXIT_USAGE;
+    }
+    if let Some(stack) = stack {
+        let index = job.stack_index(stack.shape().to_vec(), stack_images);
+        let written = stack
+            .finish()
+            .and_then(|_| index.write(&job.out.join("relevance.index.json")));
+        if let Err(e) = written {
+            report(e);
+            counts.failed += 1;
+        }
     }
     let Counts {
         done,
@@ -335,14 +392,19 @@ impl pipeline::Job for Job {
         let view = self.preprocess.resize(&image, self.side);
         let rgb: Vec<f32> = view.as_raw().iter().map(|&v| f32::from(v)).collect();
         let input = self.preprocess.normalize(&rgb);
-        Ok(Decoded { view, size, input })
+        let keep_image = self.arrays.space == MapSpace::Image
+            && (self.wants(Format::Png) || self.wants(Format::Overlay));
+        Ok(Decoded {
+            view,
+            size,
+            image: keep_image.then_some(image),
+            input,
+        })
     }
 
     fn finish(&self, input: &Input, decoded: Decoded, result: ItemResult<ImageResult>) -> Outcome {
-        let written =
-            result.and_then(|r| self.write_outputs(input, &decoded.view, decoded.size, &r));
-        match written {
-            Ok(record) => Outcome::Done(record),
+        match result.and_then(|r| self.write_outputs(input, &decoded, &r)) {
+            Ok((record, stack_row)) => Outcome::Done(record, stack_row),
             Err(e) => self.failed_record(input, e),
         }
     }
@@ -388,7 +450,12 @@ impl Job {
             "methods": methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
             "targets": targets.iter().map(|t| t.label.clone()).collect::<Vec<_>>(),
             "formats": formats.iter().map(|f| format!("{f:?}").to_lowercase()).collect::<Vec<_>>(),
+            "heatmap": args.heatmap.to_string(),
+            "clip": args.clip,
             "cmap": args.cmap.to_string(),
+            "colorbar": format!("{:?}", args.colorbar).to_lowercase(),
+            "array_channels": format!("{:?}", args.array_channels).to_lowercase(),
+            "map_space": args.map_space.name(),
             "gradcam_layer": args.gradcam_layer,
         });
         Job {
@@ -398,11 +465,19 @@ impl Job {
             targets,
             formats,
             preset: args.preset,
-            cmap: args.cmap,
+            render: RenderOptions {
+                kind: args.heatmap,
+                clip_percent: args.clip,
+                cmap: args.cmap,
+                colorbar: args.colorbar,
+            },
+            arrays: ArrayOptions {
+                channels: args.array_channels,
+                space: args.map_space,
+            },
             max_pixels: (args.input.max_megapixels * 1e6).max(1.0) as u64,
             side: model.input_side,
             classes: model.classes.clone(),
-            channels: model.preprocess.channels,
             preprocess: model.preprocess.clone(),
             fingerprint: fingerprint(&settings),
             fingerprints,
@@ -457,6 +532,7 @@ impl Job {
             })
             .collect();
         Plan {
+            npz: self.wants(Format::Npz).then(|| dir.join("maps.npz")),
             grid: self.wants(Format::Grid).then(|| dir.join("grid.png")),
             json: self.wants(Format::Json).then(|| dir.join("result.json")),
             files,
@@ -464,14 +540,19 @@ impl Job {
         }
     }
 
-    /// Writes every planned file of one image and returns its record.
+    /// Writes every planned file of one image and returns its record and its row of the
+    /// run's stack (empty without `stack`).
     fn write_outputs(
         &self,
         input: &Input,
-        view: &RgbImage,
-        size: (u32, u32),
+        decoded: &Decoded,
         result: &ImageResult,
-    ) -> Result<ImageRecord, String> {
+    ) -> Result<(ImageRecord, Vec<f32>), String> {
+        let Decoded {
+            view, size, image, ..
+        } = decoded;
+        let (size, image) = (*size, image.as_ref());
+        let pre = &self.preprocess;
         let plan = self.plan(input);
         std::fs::create_dir_all(&plan.dir).map_err(|e| format!("{}: {e}", plan.dir.display()))?;
         // Until every file is rewritten, the folder holds no one settings' outputs.
@@ -481,30 +562,82 @@ impl Job {
         let order = ranking(&result.logits);
         let rank_of = |class: usize| order.iter().position(|&c| c == class).map_or(0, |r| r + 1);
         let mut explanations = Vec::new();
-        let mut heatmaps = Vec::new();
+        let mut panels = Vec::new();
+        let mut arrays = Vec::new();
+        let wants_arrays = [Format::Npy, Format::Npz, Format::Stack]
+            .iter()
+            .any(|&f| self.wants(f));
         for (e, files) in result.explanations.iter().zip(&plan.files) {
-            let map = render::display_map(&e.relevance, e.channels);
-            let heat = render::colorize(&map, side, side, self.cmap);
+            let display = self.render.display(&e.relevance, e.channels);
+            let panel = self.render.panel(&display, side, side);
+            let array = if wants_arrays || image.is_some() {
+                Some(
+                    self.arrays
+                        .map(&e.relevance, e.channels, self.side, pre, size)
+                        .map_err(|e| e.to_string())?,
+                )
+            } else {
+                None
+            };
+            // Pictures in the image's pixels come from the map resampled to them.
+            let (picture_display, backdrop) = match (image, &array) {
+                (Some(image), Some((_, values))) => {
+                    (self.render.display(values, e.channels), image)
+                }
+                _ => (display, view),
+            };
+            let (w, h) = backdrop.dimensions();
             if let Some(path) = files.get("png") {
+                let heat = self.render.heatmap_image(&picture_display, w, h);
                 write_png(path, &heat).map_err(|e| e.to_string())?;
             }
             if let Some(path) = files.get("overlay") {
-                write_png(path, &render::overlay(view, &map, self.cmap))
-                    .map_err(|e| e.to_string())?;
+                let over = render::overlay(backdrop, &picture_display, self.render.cmap);
+                write_png(path, &over).map_err(|e| e.to_string())?;
             }
-            if let Some(path) = files.get("npy") {
-                write_npy(
-                    path,
-                    &[e.channels as u64, side as u64, side as u64],
-                    &e.relevance,
-                )
-                .map_err(|e| e.to_string())?;
+            if let (Some(path), Some((shape, values))) = (files.get("npy"), &array) {
+                write_npy(path, shape, values).map_err(|e| e.to_string())?;
             }
-            heatmaps.push(heat);
+            if let Some(array) = array {
+                arrays.push(array);
+            }
+            panels.push(panel);
             let sum = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>();
             explanations.push((e, files, sum(&e.relevance), sum(&e.head)));
         }
         let n_methods = self.methods.len();
+        let channels = self.arrays.channel_order(pre.channels);
+        if let Some(path) = &plan.npz {
+            let heads: Vec<Head> = result
+                .explanations
+                .iter()
+                .enumerate()
+                .map(|(j, e)| Head {
+                    method: self.methods[j % n_methods].name().into(),
+                    target: self.targets[j / n_methods].label.clone(),
+                    class: e.target,
+                    name: self.classes[e.target].clone(),
+                    probability: result.probabilities[e.target],
+                })
+                .collect();
+            let maps: Vec<Vec<f32>> = arrays.iter().map(|(_, v)| v.clone()).collect();
+            let shape = arrays.first().map(|(s, _)| s.clone()).unwrap_or_default();
+            write_image_npz(
+                path,
+                &heads,
+                &maps,
+                &shape,
+                channels,
+                self.arrays.space,
+                size,
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        let stack_row: Vec<f32> = if self.wants(Format::Stack) {
+            arrays.iter().flat_map(|(_, v)| v.iter().copied()).collect()
+        } else {
+            Vec::new()
+        };
         if let Some(path) = &plan.grid {
             let rows: Vec<GridRow> = self
                 .targets
@@ -519,18 +652,18 @@ impl Job {
                             result.probabilities[class],
                             rank_of(class),
                         ),
-                        cells: heatmaps[t * n_methods..][..n_methods].to_vec(),
+                        cells: panels[t * n_methods..][..n_methods].to_vec(),
                     }
                 })
                 .collect();
             let headers: Vec<String> = self.methods.iter().map(|m| m.title().to_string()).collect();
             let title = format!(
-                "{}  ·  {} preset  ·  {}",
+                "{}  ·  {} preset  ·  {} heatmap",
                 input.path.display(),
                 self.preset,
-                self.cmap
+                self.render.kind
             );
-            let grid = render::comparison_grid(Some(&title), view, &headers, &rows);
+            let grid = render::comparison_grid(Some(&title), view, &headers, &rows, &self.render);
             write_png(path, &grid).map_err(|e| e.to_string())?;
         }
 
@@ -551,7 +684,7 @@ impl Job {
                     max_abs: e.relevance.iter().fold(0.0f32, |m, v| m.max(v.abs())),
                     files: files
                         .iter()
-                        .map(|(k, p)| (k.to_string(), relative(&self.out, p)))
+                        .map(|(k, p)| (k.to_string(), relative(&plan.dir, p)))
                         .collect(),
                 },
             )
@@ -564,17 +697,13 @@ impl Job {
             image_size: Some([size.0, size.1]),
             model: Some(self.model_path.display().to_string()),
             model_input: Some([self.side, self.side]),
-            channels: Some(
-                match self.channels {
-                    Channels::Rgb => "rgb",
-                    Channels::Bgr => "bgr",
-                }
-                .into(),
-            ),
+            channels: Some(channel_name(channels).into()),
+            map_space: Some(self.arrays.space.name().into()),
+            npz: plan.npz.as_ref().map(|p| relative(&plan.dir, p)),
             preset: Some(self.preset.name().into()),
             predictions: predictions(&result.logits, &self.classes, 5),
             explanations: explanation_records,
-            grid: plan.grid.as_ref().map(|p| relative(&self.out, p)),
+            grid: plan.grid.as_ref().map(|p| relative(&plan.dir, p)),
             settings: Some(self.fingerprint.clone()),
         };
         if let Some(path) = &plan.json {
@@ -582,7 +711,46 @@ impl Job {
             write_atomic(path, text.as_bytes()).map_err(|e| e.to_string())?;
         }
         self.fingerprints.set(&key, &self.fingerprint)?;
-        Ok(record)
+        Ok((record, stack_row))
+    }
+
+    /// The stack index's entry of the image in row `row`.
+    fn stack_image(row: usize, outcome: &Outcome) -> StackImage {
+        let (record, ok) = match outcome {
+            Outcome::Done(r, _) | Outcome::Skipped(r) => (r, true),
+            Outcome::Failed(r) => (r, false),
+        };
+        StackImage {
+            row,
+            input: record.input.clone(),
+            status: if ok { "ok" } else { "error" }.into(),
+            error: record.error.clone(),
+            classes: record.explanations.iter().map(|e| e.class).collect(),
+            probabilities: record.explanations.iter().map(|e| e.probability).collect(),
+        }
+    }
+
+    /// The index of the run's stack: one image per row, in the order of the inputs.
+    fn stack_index(&self, shape: Vec<u64>, images: Vec<StackImage>) -> StackIndex {
+        let heads = self
+            .targets
+            .iter()
+            .flat_map(|t| {
+                self.methods.iter().map(|m| StackHead {
+                    method: m.name().into(),
+                    target: t.label.clone(),
+                })
+            })
+            .collect();
+        StackIndex {
+            array: "relevance.npy".into(),
+            shape,
+            dtype: "float32",
+            channels: channel_name(self.arrays.channel_order(self.preprocess.channels)),
+            map_space: self.arrays.space.name(),
+            heads,
+            images,
+        }
     }
 
     /// `target top1: Bag, p = 0.831` or `target class 5: Sandal, p = 0.021 (rank 3)`.
@@ -637,6 +805,7 @@ impl Plan {
         self.files
             .iter()
             .flat_map(BTreeMap::values)
+            .chain(&self.npz)
             .chain(&self.grid)
             .chain(&self.json)
             .all(|p| p.is_file())

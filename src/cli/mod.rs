@@ -21,9 +21,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sglrp::cluster::Shard;
 use sglrp::explain::Preset;
+use sglrp::heatmap::HeatmapKind;
+use sglrp::io::array::{ArrayChannels, MapSpace};
 use sglrp::io::write_atomic;
 use sglrp::model::Model;
-use sglrp::render::ColorMap;
+use sglrp::render::{ColorBar, ColorMap};
 
 pub use device::Device;
 
@@ -165,7 +167,10 @@ struct ExplainArgs {
     out: PathBuf,
 
     /// Outputs per image: png (heatmap per method and target), overlay (heatmap over the
-    /// image), grid (comparison grid), npy (raw relevance, (3, H, W) f32), json (result.json).
+    /// image), grid (comparison grid), npy (raw relevance, (3, H, W) f32), npz (every map of the
+    /// image with its method, target, class and probability), json (result.json); and for the
+    /// run, stack (every map in OUT/relevance.npy, (images, heads, 3, H, W), indexed by
+    /// OUT/relevance.index.json; images are then never skipped).
     #[arg(
         long,
         short,
@@ -176,13 +181,38 @@ struct ExplainArgs {
     )]
     format: Vec<Format>,
 
-    /// Colour map: seismic, bwr, coldnhot or gray.
+    /// Heatmap drawn: positive (Σ_c max(R_c, 0), the paper's), signed (Σ_c R_c, 0 at the
+    /// colour map's centre) or absolute (Σ_c |R_c|).
+    #[arg(long, default_value = "positive", value_name = "KIND")]
+    heatmap: HeatmapKind,
+
+    /// Scale each heatmap so that its strongest pixels holding PERCENT % of the relevance
+    /// saturate (Captum's outlier_perc); 0 scales by the largest |value|.
+    #[arg(long, default_value_t = 0.0, value_name = "PERCENT", value_parser = parse_percent)]
+    clip: f32,
+
+    /// Colour map: seismic, bwr, gray, binary, hot (matplotlib's), coldnhot, zennit_seismic
+    /// (Zennit's).
     #[arg(long, default_value = "seismic", value_name = "CMAP")]
     cmap: ColorMap,
 
     /// Grad-CAM's layer (default: the last conv, e.g. conv5_3).
     #[arg(long, value_name = "LAYER")]
     gradcam_layer: Option<String>,
+
+    /// Channel order of the arrays (npy, npz, stack): rgb, or model (the model's own order).
+    #[arg(long, default_value = "rgb", value_name = "ORDER")]
+    array_channels: ArrayChannels,
+
+    /// Pixels of png, overlay and the arrays: input (the network's view) or image (the original
+    /// image's pixels, resize and crop undone, for overlays on the original). The grid always
+    /// shows the network's view.
+    #[arg(long, default_value = "input", value_name = "SPACE")]
+    map_space: MapSpace,
+
+    /// The grid's colour bar: grid (one under the grid), row (one per row) or none.
+    #[arg(long, default_value = "grid", value_name = "WHERE")]
+    colorbar: ColorBar,
 
     /// Recompute images whose outputs all exist (by default they are skipped when they were
     /// made with the same settings, and recomputed otherwise).
@@ -462,7 +492,9 @@ pub enum Format {
     Overlay,
     Grid,
     Npy,
+    Npz,
     Json,
+    Stack,
 }
 
 /// Runs the command line and returns the process exit code.
@@ -574,6 +606,16 @@ fn load_model(explicit: Option<&Path>) -> Result<(PathBuf, Model), u8> {
         EXIT_USAGE
     })?;
     Ok((path, model))
+}
+
+/// A percentage in [0, 100).
+fn parse_percent(text: &str) -> Result<f32, String> {
+    match text.trim().trim_end_matches('%').parse::<f32>() {
+        Ok(p) if (0.0..100.0).contains(&p) => Ok(p),
+        _ => Err(format!(
+            "expected a percentage from 0 to below 100, got `{text}`"
+        )),
+    }
 }
 
 /// Removes repeated values, keeping the first of each.

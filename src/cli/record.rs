@@ -1,5 +1,6 @@
 //! The JSON records of `result.json`, `summary.jsonl` and `classify --json`. Fields appear in
-//! the order written here; paths are relative to the output folder, with `/` separators.
+//! the order written here; paths use `/` separators: `output_dir` is relative to the output
+//! folder, the files of an image relative to its `output_dir` (where its `result.json` is).
 
 use std::collections::BTreeMap;
 
@@ -29,9 +30,15 @@ pub struct ImageRecord {
     /// Width and height of the network's input (and of every map).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_input: Option<[usize; 2]>,
-    /// Channel order of the `.npy` relevance: the model's, `rgb` or `bgr`.
+    /// Channel order of the arrays (`.npy`, `.npz`): `rgb` (the default) or `bgr`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channels: Option<String>,
+    /// Pixels of the heatmaps and arrays: `input` (the network's) or `image` (the file's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_space: Option<String>,
+    /// Every map of the image, with what each is (`--format npz`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub npz: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
     /// The top classes (at most 5), most probable first.

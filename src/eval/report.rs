@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::ImageScores;
-use super::summary::{self, MethodSummary, Summary};
+use super::summary::{self, Curves, MethodSummary, Summary};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::render::chart::{Chart, Series, write_chart};
@@ -31,11 +31,20 @@ pub fn write_results(
     )?;
 
     let mean = &summary.methods;
-    let curves = |pick: &dyn Fn(&MethodSummary) -> &Vec<f64>, xs: &[f64]| -> Vec<Series> {
+    // Error bars of one standard error, where every point has one (not for a single image).
+    let curves = |pick: fn(&Curves<f64>) -> &Vec<f64>,
+                  pick_se: fn(&Curves<Option<f64>>) -> &Vec<Option<f64>>,
+                  xs: &[f64]|
+     -> Vec<Series> {
         mean.iter()
-            .map(|m| Series {
+            .map(|m: &MethodSummary| Series {
                 label: title(&m.method),
-                points: xs.iter().copied().zip(pick(m).iter().copied()).collect(),
+                points: xs
+                    .iter()
+                    .copied()
+                    .zip(pick(&m.mean).iter().copied())
+                    .collect(),
+                standard_errors: pick_se(&m.standard_error).iter().copied().collect(),
             })
             .collect()
     };
@@ -48,21 +57,21 @@ pub fn write_results(
             format!("Maximal patch masking, t = ground truth ({n} images)"),
             "patch size p",
             "mean Δŷ_t",
-            curves(&|m| &m.mean.masking_label, &sizes),
+            curves(|c| &c.masking_label, |c| &c.masking_label, &sizes),
         ),
         (
             "masking_second",
             format!("Maximal patch masking, t = second most probable ({n} images)"),
             "patch size p",
             "mean Δŷ_t",
-            curves(&|m| &m.mean.masking_second, &sizes),
+            curves(|c| &c.masking_second, |c| &c.masking_second, &sizes),
         ),
         (
             "pointing",
             format!("Pointing game with energy ({n} images)"),
             "energy E (%)",
             "mean accuracy",
-            curves(&|m| &m.mean.pointing, &percent),
+            curves(|c| &c.pointing, |c| &c.pointing, &percent),
         ),
     ];
     for (stem, chart_title, x_label, y_label, series) in &charts {

@@ -1,10 +1,13 @@
 //! File input and output shared by the library and the CLI: images in ([`images`]), class-name
-//! files ([`classes`]) and other outside text ([`text`]), PNG and `.npy` out ([`images`],
-//! [`npy`]), every output written atomically.
+//! files ([`classes`]) and other outside text ([`text`]), PNG, `.npy` and `.npz` out
+//! ([`images`], [`npy`], [`npz`]), relevance maps as arrays ([`array`]), every output written
+//! atomically.
 
+pub mod array;
 pub mod classes;
 pub mod images;
 pub mod npy;
+pub mod npz;
 pub mod text;
 
 use std::io::Write;
