@@ -9,8 +9,10 @@
 #include <utility>
 
 #include "conv3x3_forward.cu"
+#include "conv_dual.cu"
 #include "conv_quotient.cu"
 #include "conv_transpose.cu"
+#include "dense_dual.cu"
 #include "dense_forward.cu"
 #include "dense_quotient.cu"
 #include "dense_transpose.cu"
@@ -18,6 +20,7 @@
 #include "maxpool_route.cu"
 #include "prepare.cu"
 #include "relu_backward.cu"
+#include "route_scaled.cu"
 #include "zbox.cu"
 
 template <typename... A, std::size_t... I>
@@ -46,10 +49,13 @@ extern "C" int emu_launch(const char* kernel, const unsigned* g, const unsigned*
     const dim3 block{b[0], b[1], b[2]};
     KERNEL(conv3x3_forward)
     KERNEL(conv3x3_forward_v1)
+    KERNEL(conv3x3_dual)
+    KERNEL(conv3x3_dual_v1)
     KERNEL(conv_quotient)
     KERNEL(conv_quotient_v1)
     KERNEL(conv_transpose)
     KERNEL(conv_transpose_v1)
+    KERNEL(dense_dual)
     KERNEL(dense_forward)
     KERNEL(dense_quotient)
     KERNEL(dense_transpose_partial)
@@ -58,7 +64,9 @@ extern "C" int emu_launch(const char* kernel, const unsigned* g, const unsigned*
     KERNEL(maxpool_route)
     KERNEL(prepare_conv)
     KERNEL(positive)
+    KERNEL(maxpool_route_scaled)
     KERNEL(relu_backward)
+    KERNEL(scale_heads)
     KERNEL(zbox_input)
     KERNEL(zbox_sum)
     std::fprintf(stderr, "emu_launch: unknown kernel %s\n", kernel);

@@ -7,22 +7,24 @@ use std::cell::RefCell;
 
 use super::config::{self, Geometry};
 use super::device::{Arg, Device};
+use super::registry::{self, Op, Variant};
 use crate::backend::{
-    Backend, BiasMode, ConvShape, DenseShape, Mask, PoolShape, Range, Stabilizer, WeightSet,
+    Backend, BiasMode, ConvShape, DenseShape, Mask, PoolShape, Precision, Range, Stabilizer,
+    WeightSet,
 };
 use crate::error::{Error, Result};
 use crate::model::{ConvParams, DenseParams};
 
 /// A device buffer of f32.
 pub struct GpuBuf<D: Device> {
-    mem: D::Mem,
-    len: usize,
+    pub(super) mem: D::Mem,
+    pub(super) len: usize,
 }
 
 /// A device buffer of u32 argmax indices.
 pub struct GpuIndex<D: Device> {
-    mem: D::Mem,
-    len: usize,
+    pub(super) mem: D::Mem,
+    pub(super) len: usize,
 }
 
 impl<D: Device> GpuBuf<D> {
@@ -47,22 +49,22 @@ impl<D: Device> GpuIndex<D> {
 pub struct GpuConv<D: Device> {
     pub cin: usize,
     pub cout: usize,
-    w: D::Mem,        // (9·Cin, Cout): k = tap·Cin + ci, the implicit-GEMM operand
-    w_pos: D::Mem,    // (9·Cin, Cout), max(w, 0)
-    wt: D::Mem,       // (9·Cout, Cin): flipped and transposed, for conv3x3ᵀ
-    wt_pos: D::Mem,   // (9·Cout, Cin), max(w, 0)
-    bias: D::Mem,     // (Cout): β of the bias mode `full`
-    bias_pos: D::Mem, // (Cout): β of the bias mode `positive`
+    pub(super) w: D::Mem, // (9·Cin, Cout): k = tap·Cin + ci, the implicit-GEMM operand
+    pub(super) w_pos: D::Mem, // (9·Cin, Cout), max(w, 0)
+    wt: D::Mem,           // (9·Cout, Cin): flipped and transposed, for conv3x3ᵀ
+    wt_pos: D::Mem,       // (9·Cout, Cin), max(w, 0)
+    pub(super) bias: D::Mem, // (Cout): β of the bias mode `full`
+    pub(super) bias_pos: D::Mem, // (Cout): β of the bias mode `positive`
 }
 
 /// A dense layer's weights on the device.
 pub struct GpuDense<D: Device> {
     pub inputs: usize,
     pub outputs: usize,
-    w: D::Mem,        // (out, in)
-    w_pos: D::Mem,    // (out, in), max(w, 0)
-    bias: D::Mem,     // (out)
-    bias_pos: D::Mem, // (out), max(b, 0)
+    pub(super) w: D::Mem,        // (out, in)
+    pub(super) w_pos: D::Mem,    // (out, in), max(w, 0)
+    pub(super) bias: D::Mem,     // (out)
+    pub(super) bias_pos: D::Mem, // (out), max(b, 0)
 }
 
 /// The time one range took on the device.
@@ -80,11 +82,13 @@ pub struct GpuBackend<D: Device> {
     device: D,
     /// Use the direct `_v1` conv kernels instead of the tiled ones (checker, benchmark entry).
     direct: bool,
+    /// The arithmetic asked for; [`registry::select`] picks the kernels.
+    precision: Precision,
     /// Open spans while per-range timing is on: (name, start, end) in the order they closed.
     timing: RefCell<Option<Spans<D::Event>>>,
 }
 
-fn check(op: &str, what: &str, got: usize, expected: usize) -> Result<()> {
+pub(super) fn check(op: &str, what: &str, got: usize, expected: usize) -> Result<()> {
     if got == expected {
         Ok(())
     } else {
@@ -96,7 +100,7 @@ fn check(op: &str, what: &str, got: usize, expected: usize) -> Result<()> {
     }
 }
 
-fn int(op: &str, v: usize) -> Result<Arg> {
+pub(super) fn int(op: &str, v: usize) -> Result<Arg> {
     i32::try_from(v).map(Arg::I32).map_err(|_| Error::Backend {
         backend: "cuda",
         op: op.into(),
@@ -104,7 +108,7 @@ fn int(op: &str, v: usize) -> Result<Arg> {
     })
 }
 
-fn geometry(op: &str, g: Option<Geometry>) -> Result<Geometry> {
+pub(super) fn geometry(op: &str, g: Option<Geometry>) -> Result<Geometry> {
     g.ok_or_else(|| Error::Backend {
         backend: "cuda",
         op: op.into(),
@@ -112,7 +116,7 @@ fn geometry(op: &str, g: Option<Geometry>) -> Result<Geometry> {
     })
 }
 
-fn stab_args(stab: Stabilizer) -> [Arg; 2] {
+pub(super) fn stab_args(stab: Stabilizer) -> [Arg; 2] {
     match stab {
         Stabilizer::Epsilon(eps) => [Arg::I32(0), Arg::F32(eps)],
         Stabilizer::ZeroTo(v) => [Arg::I32(1), Arg::F32(v)],
@@ -124,6 +128,7 @@ impl<D: Device> GpuBackend<D> {
         GpuBackend {
             device,
             direct: false,
+            precision: Precision::F32,
             timing: RefCell::new(None),
         }
     }
@@ -167,14 +172,14 @@ impl<D: Device> GpuBackend<D> {
         Ok(words.into_iter().map(f32::to_bits).collect())
     }
 
-    fn alloc(&self, len: usize) -> Result<GpuBuf<D>> {
+    pub(super) fn alloc(&self, len: usize) -> Result<GpuBuf<D>> {
         Ok(GpuBuf {
             mem: self.device.alloc(len)?,
             len,
         })
     }
 
-    fn ptr(&self, mem: &D::Mem) -> Arg {
+    pub(super) fn ptr(&self, mem: &D::Mem) -> Arg {
         Arg::Ptr(self.device.ptr(mem))
     }
 
@@ -182,7 +187,12 @@ impl<D: Device> GpuBackend<D> {
     ///
     /// # Safety
     /// As [`Device::launch`].
-    unsafe fn launch(&self, kernel: &'static str, g: Geometry, args: &[Arg]) -> Result<()> {
+    pub(super) unsafe fn launch(
+        &self,
+        kernel: &'static str,
+        g: Geometry,
+        args: &[Arg],
+    ) -> Result<()> {
         if g.grid.0 == 0 || g.grid.1 == 0 || g.grid.2 == 0 {
             return Ok(());
         }
@@ -209,7 +219,12 @@ impl<D: Device> GpuBackend<D> {
     }
 
     /// The geometry of a conv kernel: tiled, or one thread per output for `_v1`.
-    fn conv_geometry(&self, op: &str, positions: usize, channels: usize) -> Result<Geometry> {
+    pub(super) fn conv_geometry(
+        &self,
+        op: &str,
+        positions: usize,
+        channels: usize,
+    ) -> Result<Geometry> {
         geometry(
             op,
             if self.direct {
@@ -220,11 +235,20 @@ impl<D: Device> GpuBackend<D> {
         )
     }
 
-    fn conv_kernel(&self, tiled: &'static str, direct: &'static str) -> &'static str {
-        if self.direct { direct } else { tiled }
+    /// The kernel that runs `op` at the precision asked for (docs/gpu.md: the registry).
+    pub(super) fn kernel(&self, op: Op) -> &'static str {
+        registry::select(op, self.variant(), self.precision).kernel
     }
 
-    fn check_conv(op: &str, s: ConvShape, w: &GpuConv<D>) -> Result<()> {
+    fn variant(&self) -> Variant {
+        if self.direct {
+            Variant::Direct
+        } else {
+            Variant::Simt
+        }
+    }
+
+    pub(super) fn check_conv(op: &str, s: ConvShape, w: &GpuConv<D>) -> Result<()> {
         if w.cin != s.cin || w.cout != s.cout {
             return Err(Error::Backend {
                 backend: "cuda",
@@ -238,7 +262,7 @@ impl<D: Device> GpuBackend<D> {
         Ok(())
     }
 
-    fn check_dense(op: &str, s: DenseShape, w: &GpuDense<D>) -> Result<()> {
+    pub(super) fn check_dense(op: &str, s: DenseShape, w: &GpuDense<D>) -> Result<()> {
         if w.inputs != s.inputs || w.outputs != s.outputs {
             return Err(Error::Backend {
                 backend: "cuda",
@@ -280,6 +304,15 @@ impl<D: Device> Backend for GpuBackend<D> {
             }
             self.device.range_pop();
         })
+    }
+
+    fn set_precision(&mut self, precision: Precision) -> Option<String> {
+        self.precision = precision;
+        registry::fallback_note(self.variant(), precision)
+    }
+
+    fn precision(&self) -> Precision {
+        self.precision
     }
 
     fn upload(&self, host: &[f32]) -> Result<GpuBuf<D>> {
@@ -373,7 +406,7 @@ impl<D: Device> Backend for GpuBackend<D> {
         // SAFETY: `conv3x3_forward[_v1](const float* x, const float* w, const float* bias,
         // float* y, int n, int h, int w, int cin, int cout)`; x holds N·H·W·Cin floats (checked),
         // w 9·Cin·Cout and bias Cout (prepared for this shape, checked), y N·H·W·Cout.
-        unsafe { self.launch(self.conv_kernel(op, "conv3x3_forward_v1"), g, &args)? };
+        unsafe { self.launch(self.kernel(Op::ConvForward), g, &args)? };
         Ok(y)
     }
 
@@ -472,7 +505,7 @@ impl<D: Device> Backend for GpuBackend<D> {
         // const float* r, float* s, int n, int heads, int h, int w, int cin, int cout,
         // int stab_kind, float stab_value)`; a holds N·H·W·Cin floats, r and s N·K·H·W·Cout
         // (checked), w 9·Cin·Cout, beta Cout or null.
-        unsafe { self.launch(self.conv_kernel(op, "conv_quotient_v1"), g, &args)? };
+        unsafe { self.launch(self.kernel(Op::ConvQuotient), g, &args)? };
         Ok(out)
     }
 
@@ -509,7 +542,7 @@ impl<D: Device> Backend for GpuBackend<D> {
         // SAFETY: `conv_transpose[_v1](const float* g, const float* wt, const float* act,
         // float* out, int rows, int heads, int h, int w, int cout, int cin)`; g holds
         // rows·H·W·Cout floats, act N·H·W·Cin or null (checked), wt 9·Cout·Cin, out rows·H·W·Cin.
-        unsafe { self.launch(self.conv_kernel(op, "conv_transpose_v1"), geo, &args)? };
+        unsafe { self.launch(self.kernel(Op::ConvTranspose), geo, &args)? };
         Ok(out)
     }
 
@@ -610,6 +643,50 @@ impl<D: Device> Backend for GpuBackend<D> {
         // (checked), c rows·in.
         unsafe { self.launch("dense_transpose_reduce", geo, &args)? };
         Ok(out)
+    }
+
+    fn conv3x3_dual(
+        &self,
+        s: ConvShape,
+        x: &GpuBuf<D>,
+        w: &GpuConv<D>,
+        bias: BiasMode,
+        stab: Stabilizer,
+    ) -> Result<(GpuBuf<D>, GpuBuf<D>)> {
+        self.launch_conv_dual(s, x, w, bias, stab)
+    }
+
+    fn dense_dual(
+        &self,
+        s: DenseShape,
+        x: &GpuBuf<D>,
+        w: &GpuDense<D>,
+        relu: bool,
+        bias: BiasMode,
+        stab: Stabilizer,
+    ) -> Result<(GpuBuf<D>, GpuBuf<D>)> {
+        self.launch_dense_dual(s, x, w, relu, bias, stab)
+    }
+
+    fn maxpool_route_scaled(
+        &self,
+        s: PoolShape,
+        heads: usize,
+        c: &GpuBuf<D>,
+        argmax: &GpuIndex<D>,
+        m: &GpuBuf<D>,
+    ) -> Result<GpuBuf<D>> {
+        self.launch_route_scaled(s, heads, c, argmax, m)
+    }
+
+    fn scale_heads(
+        &self,
+        n: usize,
+        heads: usize,
+        r: &GpuBuf<D>,
+        m: &GpuBuf<D>,
+    ) -> Result<GpuBuf<D>> {
+        self.launch_scale_heads(n, heads, r, m)
     }
 
     fn maxpool_route(

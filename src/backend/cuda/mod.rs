@@ -9,6 +9,8 @@
 //! - [`driver`]: [`CudaDevice`], that trait on a real GPU;
 //! - [`gpu`]: [`GpuBackend`], the launchers, generic over the device so that the tests can run
 //!   them on the CPU with the same kernel sources (`tests/emu/`);
+//! - [`registry`]: which kernel runs an op, by (op, variant, precision);
+//! - `fused`: the launchers of the fused z⁺ pass (the dual forwards and the multiplications);
 //! - [`nvtx`]: NVTX ranges for profilers.
 //!
 //! Without a GPU, [`CudaBackend::new`] returns an error that names what is missing (the driver,
@@ -17,9 +19,11 @@
 pub mod config;
 pub mod device;
 pub mod driver;
+mod fused;
 pub mod gpu;
 pub mod kernels;
 pub mod nvtx;
+pub mod registry;
 
 pub use device::{Arg, Device};
 pub use driver::{CudaDevice, device_count, driver_present, kernels_missing};
