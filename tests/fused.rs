@@ -36,9 +36,11 @@ fn the_fused_pass_equals_the_per_op_pass() {
 fn explanations_agree_between_formulations() {
     let model = twins::random_model(SEED + 5, false);
     let side = model.input_side;
-    let x = model
-        .preprocess
-        .normalize(&common::Rng::new(SEED + 5).vec(3 * side * side * 3, 0.0, 255.0));
+    let x = model.preprocess.normalize(&common::Rng::new(SEED + 5).vec(
+        3 * side * side * 3,
+        0.0,
+        255.0,
+    ));
     let requests: Vec<Request> = Method::PAPER
         .into_iter()
         .map(|m| Request::new(m, Target::Rank(2)))

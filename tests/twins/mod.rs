@@ -626,9 +626,7 @@ pub fn random_model(seed: u64, pool_first: bool) -> sglrp::model::Model {
 /// the fused pass also runs from its own forward pass, which stored the quotients. Signed maps
 /// are held to `bound · κ` (docs/numerics.md §Bounds), κ from the per-op pass of |head|.
 pub fn fused_network<B: Backend>(b: B, model: &sglrp::model::Model, seed: u64, bound: f64) {
-    use sglrp::explain::{
-        Formulation, Method, Network, Preset, Rule, head, innvestigate_heads,
-    };
+    use sglrp::explain::{Formulation, Method, Network, Preset, Rule, head, innvestigate_heads};
     let images = 2;
     let side = model.input_side;
     let pixels = Rng::new(seed).vec(images * side * side * 3, 0.0, 255.0);
