@@ -32,7 +32,7 @@ pub fn run(args: BenchArgs) -> u8 {
         report(e);
         return EXIT_USAGE;
     }
-    let backend = match device::select(args.device, args.threads) {
+    let backend = match device::select(args.device, args.threads, args.precision) {
         Ok(b) => b,
         Err(e) => {
             report(e);

@@ -16,7 +16,8 @@ pub fn run(args: ClassifyArgs) -> u8 {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let backend = match device::select(args.model.device, args.model.threads) {
+    let backend = match device::select(args.model.device, args.model.threads, args.model.precision)
+    {
         Ok(b) => b,
         Err(e) => {
             report(e);

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use sglrp::backend::Backend;
 use sglrp::backend::cpu::CpuBackend;
 use sglrp::backend::cuda::{self, CudaBackend};
+use sglrp::backend::{Backend, Precision};
 
 /// Where to run, as the user asked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,9 +116,27 @@ impl Chosen {
     }
 }
 
-/// The backend for `device`. `auto` takes cuda:0 when the driver, a device and this binary's
-/// kernels are all there, and otherwise the CPU without a word: no GPU is the common case.
-pub fn select(device: Device, threads: Option<u16>) -> Result<Chosen, String> {
+/// The backend for `device` at `precision`. `auto` takes cuda:0 when the driver, a device and
+/// this binary's kernels are all there, and otherwise the CPU without a word: no GPU is the
+/// common case. What the backend says of the precision (the CPU ignores it; a GPU may lack some
+/// kernels for it) is printed once, as a note.
+pub fn select(
+    device: Device,
+    threads: Option<u16>,
+    precision: Precision,
+) -> Result<Chosen, String> {
+    let mut chosen = select_device(device, threads)?;
+    let note = match &mut chosen {
+        Chosen::Cpu(b) => b.set_precision(precision),
+        Chosen::Cuda(b) => b.set_precision(precision),
+    };
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
+    Ok(chosen)
+}
+
+fn select_device(device: Device, threads: Option<u16>) -> Result<Chosen, String> {
     match device {
         Device::Cpu => cpu_backend(threads).map(Chosen::Cpu),
         Device::Auto if cuda::usable_devices().is_ok() => match cuda_backend(0) {

@@ -71,7 +71,8 @@ pub fn run(args: EvalArgs) -> u8 {
     for warning in &dataset.warnings {
         eprintln!("warning: {warning}");
     }
-    let backend = match device::select(args.model.device, args.model.threads) {
+    let backend = match device::select(args.model.device, args.model.threads, args.model.precision)
+    {
         Ok(b) => b,
         Err(e) => {
             report(e);

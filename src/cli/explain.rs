@@ -82,7 +82,8 @@ pub fn run(args: ExplainArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let backend = match device::select(args.model.device, args.model.threads) {
+    let backend = match device::select(args.model.device, args.model.threads, args.model.precision)
+    {
         Ok(b) => b,
         Err(e) => {
             report(e);

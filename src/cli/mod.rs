@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sglrp::backend::Precision;
 use sglrp::explain::Preset;
 use sglrp::io::write_atomic;
 use sglrp::model::Model;
@@ -89,6 +90,11 @@ struct ModelArgs {
     /// Where to run: auto (cuda:0 when usable, else the CPU), cpu, or cuda / cuda:N.
     #[arg(long, default_value = "auto", value_name = "DEVICE")]
     device: Device,
+
+    /// Kernel arithmetic on a GPU: f32 (f32-accurate), tf32 or bf16 (tensor cores, looser
+    /// bounds, docs/numerics.md). The CPU computes in f32 whatever is asked.
+    #[arg(long, default_value = "f32", value_name = "PRECISION")]
+    precision: Precision,
 
     /// CPU worker threads (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -314,6 +320,11 @@ struct BenchArgs {
     /// Where to run: auto (cuda:0 when usable, else the CPU), cpu, or cuda / cuda:N.
     #[arg(long, default_value = "auto", value_name = "DEVICE")]
     device: Device,
+
+    /// Kernel arithmetic on a GPU: f32 (f32-accurate), tf32 or bf16 (tensor cores, looser
+    /// bounds, docs/numerics.md). The CPU computes in f32 whatever is asked.
+    #[arg(long, default_value = "f32", value_name = "PRECISION")]
+    precision: Precision,
 
     /// Batch sizes to time (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', default_value = "1,8,32", value_name = "N",

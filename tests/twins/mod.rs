@@ -410,7 +410,7 @@ pub fn network<B: Backend>(
         methods: Method::PAPER.to_vec(),
         targets: vec![Target::Rank(1), Target::Rank(2), Target::Class(3)],
         layers: false,
-        bound: BOUND,
+        ..VerifyOptions::default()
     };
     let report = verify(model, b, cpu(), &x, &options).unwrap();
     assert!(
