@@ -47,7 +47,7 @@ fn explanations_agree_between_formulations() {
         .collect();
     let fused = Network::new(twins::cpu(), &model).unwrap();
     let mut per_op = Network::new(twins::cpu(), &model).unwrap();
-    per_op.set_formulation(Formulation::PerOp);
+    per_op.set_formulation(Formulation::Reference);
     for preset in Preset::ALL {
         let a = fused.explain_each(&x, &requests, preset).unwrap();
         let b = per_op.explain_each(&x, &requests, preset).unwrap();

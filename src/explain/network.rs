@@ -65,7 +65,7 @@ pub enum Formulation {
     Fused,
     /// The readable per-op pass: the quotient convolution, then the transposed one times the
     /// activation. The oracle the fused pass is checked against.
-    PerOp,
+    Reference,
 }
 
 impl<B: Backend> Forward<B> {

@@ -633,7 +633,7 @@ pub fn fused_network<B: Backend>(b: B, model: &sglrp::model::Model, seed: u64, b
     let x = model.preprocess.normalize(&pixels);
     let dev = Network::new(b, model).unwrap();
     let mut oracle = Network::new(cpu(), model).unwrap();
-    oracle.set_formulation(Formulation::PerOp);
+    oracle.set_formulation(Formulation::Reference);
     let fused_cpu = Network::new(cpu(), model).unwrap();
     assert_eq!(dev.formulation(), Formulation::Fused);
     let fc = oracle.forward(&x).unwrap();
