@@ -793,7 +793,9 @@ mod tests {
         // Channels are summed into the positive heatmap: (2, 1, 40) maps.
         let two: Vec<f32> = want.iter().chain(&want).copied().collect();
         assert_eq!(top_overlap(&two, &two, 2, F32_BOUND), 1.0);
-        let c = Comparison::maps("m", &got, &want, 40, 1.0).with_overlap(&got, &want, 1, 40);
+        let c = Comparison::maps("m", &got, &want, 40, 1e-3).with_overlap(&got, &want, 1, 40);
         assert!(!c.pass && c.top_overlap == Some(0.5), "{c:?}");
+        let c = Comparison::maps("m", &want, &want, 40, 1e-3).with_overlap(&want, &want, 1, 40);
+        assert!(c.pass && c.top_overlap == Some(1.0), "{c:?}");
     }
 }
