@@ -26,6 +26,10 @@ pub struct GpuIndex<D: Device> {
 }
 
 impl<D: Device> GpuBuf<D> {
+    /// The device memory, for [`Device`] calls.
+    pub fn mem(&self) -> &D::Mem {
+        &self.mem
+    }
     pub fn len(&self) -> usize {
         self.len
     }
@@ -172,6 +176,17 @@ impl<D: Device> GpuBackend<D> {
             mem: self.device.alloc(len)?,
             len,
         })
+    }
+
+    /// A buffer of `len` values from the device's arena, contents unspecified.
+    pub fn alloc_buf(&self, len: usize) -> Result<GpuBuf<D>> {
+        self.alloc(len)
+    }
+
+    /// Copies `src` into `dst` (same length) on the compute stream.
+    pub fn copy_buf(&self, dst: &GpuBuf<D>, src: &GpuBuf<D>) -> Result<()> {
+        check("copy", "source", src.len, dst.len)?;
+        self.device.copy(&dst.mem, &src.mem, src.len)
     }
 
     fn ptr(&self, mem: &D::Mem) -> Arg {
