@@ -20,6 +20,7 @@ use std::collections::VecDeque;
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -94,7 +95,7 @@ impl EmuMem {
 
 /// Pinned host memory: shared with the queued copies that use it.
 pub struct EmuHost {
-    mem: Arc<EmuMem>,
+    mem: Rc<EmuMem>,
     pending: Option<EmuEvent>,
 }
 
@@ -132,7 +133,7 @@ enum Op {
         src: u64,
         words: usize,
         /// Keeps pinned host memory alive until the copy has run.
-        host: Option<Arc<EmuMem>>,
+        host: Option<Rc<EmuMem>>,
     },
     Poison {
         dst: u64,
@@ -453,7 +454,7 @@ impl Device for EmuDevice {
     fn alloc_host(&self, words: usize) -> Result<EmuHost> {
         self.refuse_in_capture("alloc_host")?;
         Ok(EmuHost {
-            mem: Arc::new(EmuMem::nan(words)),
+            mem: Rc::new(EmuMem::nan(words)),
             pending: None,
         })
     }

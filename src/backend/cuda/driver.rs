@@ -73,7 +73,8 @@ pub struct CudaDevice {
     pool: Pool<CudaSlice<f32>>,
     capturing: Cell<bool>,
     functions: HashMap<String, CudaFunction>,
-    nvtx: Option<Nvtx>,
+    /// Boxed, so that the device stays small to move by value.
+    nvtx: Option<Box<Nvtx>>,
 }
 
 /// Pinned host memory and the event of the last copy queued from or into it.
@@ -153,7 +154,7 @@ impl CudaDevice {
             pool: Pool::default(),
             capturing: Cell::new(false),
             functions,
-            nvtx: Nvtx::load(),
+            nvtx: Nvtx::load().map(Box::new),
         })
     }
 

@@ -4,6 +4,7 @@
 //! pipeline that overlaps the copies of neighbouring batches with the work of one ([`Pipeline`]).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::device::Device;
@@ -267,22 +268,23 @@ impl<D: Device> Graphs<D> {
         input: &GpuBuf<D>,
         pass: impl Fn(&GpuBackend<D>, &GpuBuf<D>) -> Result<Vec<GpuBuf<D>>>,
     ) -> Result<Vec<GpuBuf<D>>> {
-        if !self.cache.contains_key(&key) {
-            let stable = b.alloc_buf(input.len())?;
-            b.copy_buf(&stable, input)?;
-            drop(pass(b, &stable)?);
-            b.device().begin_capture()?;
-            let outputs = pass(b, &stable);
-            let graph = b.device().end_capture();
-            let captured = Captured {
-                outputs: outputs?,
-                graph: graph?,
-                input: stable,
-            };
-            self.cache.insert(key, captured);
-            self.captures += 1;
-        }
-        let c = &self.cache[&key];
+        let c = match self.cache.entry(key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(slot) => {
+                let stable = b.alloc_buf(input.len())?;
+                b.copy_buf(&stable, input)?;
+                drop(pass(b, &stable)?);
+                b.device().begin_capture()?;
+                let outputs = pass(b, &stable);
+                let graph = b.device().end_capture();
+                self.captures += 1;
+                slot.insert(Captured {
+                    outputs: outputs?,
+                    graph: graph?,
+                    input: stable,
+                })
+            }
+        };
         if c.input.len() != input.len() {
             return Err(error(
                 "graph replay",
