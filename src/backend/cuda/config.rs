@@ -35,12 +35,13 @@ pub const DENSE_ROWS: u32 = 8;
 pub const DENSE_KCHUNK: u32 = 256;
 pub const DENSE_TARGET_BLOCKS: u64 = 1024;
 
-/// Dense transpose: one thread per input column, `DT_THREADS` columns per block, `DT_ROWS` rows
-/// at a time; the outputs are split into slices of `DT_SLICE` whose partial sums a second kernel
+/// Dense transpose: one thread per `DT_COLS` input columns (one float4), `DT_THREADS` threads
+/// per block, `DT_ROWS` rows at a time; the outputs are split into slices of `DT_SLICE` whose partial sums a second kernel
 /// adds in a fixed order (no atomics, so results are deterministic).
 pub const DT_THREADS: u32 = 256;
 pub const DT_ROWS: u32 = 8;
 pub const DT_SLICE: u32 = 256;
+pub const DT_COLS: u32 = 4;
 
 // What the kernels assume of the tiles, checked when this file compiles (in build.rs too).
 const _: () = {
@@ -142,7 +143,7 @@ pub fn dense_transpose_slices(outputs: u64) -> u64 {
 
 /// First kernel of the dense transpose: (input columns, output slices, row chunks).
 pub fn dense_transpose_partial(inputs: u64, outputs: u64, rows: u64) -> Option<Geometry> {
-    let gx = blocks(inputs, DT_THREADS);
+    let gx = blocks(inputs, DT_THREADS * DT_COLS);
     let gy = dense_transpose_slices(outputs);
     let gz = blocks(rows, DT_ROWS);
     (gx <= MAX_GRID_X && gy <= MAX_GRID_YZ && gz <= MAX_GRID_YZ).then_some(Geometry {
@@ -208,7 +209,8 @@ mod tests {
         assert_eq!(dense_split(25088, 4096, 32).0, 1, "2048 blocks already");
         assert!(dense_split(4096, 1000, 1).0 > 1, "few blocks: split");
         let g = dense_transpose_partial(1037, 13, 9).unwrap();
-        assert!(covered(g).0 >= 1037);
+        assert!(covered(g).0 * DT_COLS as u64 >= 1037);
+        assert!((covered(g).0 - DT_THREADS as u64) * (DT_COLS as u64) < 1037);
         assert_eq!(g.grid.1, 1);
         assert_eq!(g.grid.2 * DT_ROWS, 16);
         assert_eq!(dense_transpose_slices(4096), 16);
