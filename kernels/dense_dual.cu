@@ -3,8 +3,9 @@
 // q = 1 / stab(W⁺ x + β), so the top quotient is the head times q. CPU twin:
 // src/backend/cpu/dense.rs `dense_dual`.
 //
-// Threads: as dense_forward.cu, one warp per output j (dense_rows.cuh) over DENSE_ROWS rows;
-// grid (⌈out / DENSE_WARPS⌉, ⌈n / DENSE_ROWS⌉). The two products read the rows' inputs from
+// Threads: as the partial kernel of dense_forward.cu, one warp per output j (dense_rows.cuh)
+// over DENSE_ROWS rows, the row chunks fastest: grid (⌈n / DENSE_ROWS⌉, ⌈out / DENSE_WARPS⌉, 1),
+// one slice of all the inputs (the epilogue needs the whole sums). The two products read the rows' inputs from
 // shared memory twice and each weight matrix once: the layer stays bound by the weight reads.
 // `beta` is null for the bias mode `none`.
 #include "dense_rows.cuh"
@@ -20,11 +21,11 @@ extern "C" __global__ void __launch_bounds__(DENSE_WARPS * 32) dense_dual(
     int n, int in, int out, int relu, int stab_kind, float stab_value)
 {
     const int lane = threadIdx.x % 32;
-    const int j = blockIdx.x * DENSE_WARPS + threadIdx.x / 32;
-    const int r0 = blockIdx.y * DENSE_ROWS;
+    const int r0 = blockIdx.x * DENSE_ROWS;
+    const int j = blockIdx.y * DENSE_WARPS + threadIdx.x / 32;
     float z[DENSE_ROWS], zp[DENSE_ROWS];
-    dense_rows(x, w, n, in, j, j < out, r0, z);
-    dense_rows(x, w_pos, n, in, j, j < out, r0, zp);
+    dense_rows(x, w, n, in, 0, in, j, j < out, r0, z);
+    dense_rows(x, w_pos, n, in, 0, in, j, j < out, r0, zp);
     if (j >= out) return;
 #pragma unroll
     for (int r = 0; r < DENSE_ROWS; ++r) {

@@ -33,10 +33,11 @@ void emu_launch_kernel(void (*f)(A...), dim3 grid, dim3 block, void** args) {
     emu_run(grid, block, [&] { emu_call(f, args, std::index_sequence_for<A...>{}); });
 }
 
-#define KERNEL(name)                                      \
-    if (std::strcmp(kernel, #name) == 0) {                \
-        emu_launch_kernel(name, grid, block, args);       \
-        return 0;                                         \
+// Null `args` only asks whether the kernel exists.
+#define KERNEL(name)                                                   \
+    if (std::strcmp(kernel, #name) == 0) {                             \
+        if (args != nullptr) emu_launch_kernel(name, grid, block, args); \
+        return 0;                                                      \
     }
 
 // One launch at a time: `__shared__` arrays are statics, shared by every launch of a kernel, and
@@ -56,8 +57,10 @@ extern "C" int emu_launch(const char* kernel, const unsigned* g, const unsigned*
     KERNEL(conv_transpose)
     KERNEL(conv_transpose_v1)
     KERNEL(dense_dual)
-    KERNEL(dense_forward)
-    KERNEL(dense_quotient)
+    KERNEL(dense_forward_partial)
+    KERNEL(dense_forward_reduce)
+    KERNEL(dense_quotient_partial)
+    KERNEL(dense_quotient_reduce)
     KERNEL(dense_transpose_partial)
     KERNEL(dense_transpose_reduce)
     KERNEL(maxpool_forward)
@@ -69,6 +72,6 @@ extern "C" int emu_launch(const char* kernel, const unsigned* g, const unsigned*
     KERNEL(scale_heads)
     KERNEL(zbox_input)
     KERNEL(zbox_sum)
-    std::fprintf(stderr, "emu_launch: unknown kernel %s\n", kernel);
+    if (args != nullptr) std::fprintf(stderr, "emu_launch: unknown kernel %s\n", kernel);
     return 1;
 }

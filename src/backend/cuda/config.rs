@@ -27,17 +27,21 @@ pub const CONV_THREADS: u32 = (CONV_BM / CONV_TM) * (CONV_BN / CONV_TN);
 pub const ELEMENTWISE_THREADS: u32 = 256;
 
 /// Dense forward and quotient: one warp per output, `DENSE_WARPS` outputs per block, the inputs
-/// of `DENSE_ROWS` rows staged through shared memory `DENSE_KCHUNK` columns at a time.
+/// of `DENSE_ROWS` rows staged through shared memory `DENSE_KCHUNK` columns at a time; the
+/// inputs split into slices (deterministic split-K) until the partial kernel has about
+/// `DENSE_TARGET_BLOCKS` blocks, a few waves on a large GPU.
 pub const DENSE_WARPS: u32 = 8;
 pub const DENSE_ROWS: u32 = 8;
 pub const DENSE_KCHUNK: u32 = 256;
+pub const DENSE_TARGET_BLOCKS: u64 = 1024;
 
-/// Dense transpose: one thread per input column, `DT_THREADS` columns per block, `DT_ROWS` rows
-/// at a time; the outputs are split into slices of `DT_SLICE` whose partial sums a second kernel
+/// Dense transpose: one thread per `DT_COLS` input columns (one float4), `DT_THREADS` threads
+/// per block, `DT_ROWS` rows at a time; the outputs are split into slices of `DT_SLICE` whose partial sums a second kernel
 /// adds in a fixed order (no atomics, so results are deterministic).
 pub const DT_THREADS: u32 = 256;
 pub const DT_ROWS: u32 = 8;
 pub const DT_SLICE: u32 = 256;
+pub const DT_COLS: u32 = 4;
 
 // What the kernels assume of the tiles, checked when this file compiles (in build.rs too).
 const _: () = {
@@ -52,6 +56,10 @@ const _: () = {
         "conv_tile.cuh reads A and B as float4"
     );
     assert!(DENSE_KCHUNK.is_multiple_of(32));
+    assert!(
+        DENSE_KCHUNK.is_multiple_of(4),
+        "slices start 16-byte aligned for float4 loads"
+    );
     assert!(DENSE_ROWS <= 32, "lane r writes row r");
 };
 
@@ -108,11 +116,21 @@ pub fn elementwise(elements: u64) -> Option<Geometry> {
     })
 }
 
-/// Dense forward/quotient over `outputs` outputs and `rows` rows.
-pub fn dense(outputs: u64, rows: u64) -> Option<Geometry> {
-    let (gx, gy) = (blocks(outputs, DENSE_WARPS), blocks(rows, DENSE_ROWS));
-    (gx <= MAX_GRID_X && gy <= MAX_GRID_YZ).then_some(Geometry {
-        grid: (gx as u32, gy as u32, 1),
+/// The split-K of a dense forward/quotient over `inputs` columns: (slices, columns per slice),
+/// every slice a whole number of `DENSE_KCHUNK` stages and none empty.
+pub fn dense_split(inputs: u64, outputs: u64, rows: u64) -> (u64, u64) {
+    let tiles = blocks(outputs, DENSE_WARPS).max(1) * blocks(rows, DENSE_ROWS).max(1);
+    let chunks = blocks(inputs, DENSE_KCHUNK).max(1);
+    let wanted = DENSE_TARGET_BLOCKS.div_ceil(tiles).clamp(1, chunks);
+    let k_slice = chunks.div_ceil(wanted) * DENSE_KCHUNK as u64;
+    (inputs.div_ceil(k_slice).max(1), k_slice)
+}
+
+/// The partial kernel of a dense forward/quotient: (row chunks, output groups, slices).
+pub fn dense_partial(outputs: u64, rows: u64, slices: u64) -> Option<Geometry> {
+    let (gx, gy) = (blocks(rows, DENSE_ROWS), blocks(outputs, DENSE_WARPS));
+    (gx <= MAX_GRID_X && gy <= MAX_GRID_YZ && slices <= MAX_GRID_YZ).then_some(Geometry {
+        grid: (gx as u32, gy as u32, slices as u32),
         block: (DENSE_WARPS * 32, 1, 1),
         shared_bytes: 0,
     })
@@ -125,7 +143,7 @@ pub fn dense_transpose_slices(outputs: u64) -> u64 {
 
 /// First kernel of the dense transpose: (input columns, output slices, row chunks).
 pub fn dense_transpose_partial(inputs: u64, outputs: u64, rows: u64) -> Option<Geometry> {
-    let gx = blocks(inputs, DT_THREADS);
+    let gx = blocks(inputs, DT_THREADS * DT_COLS);
     let gy = dense_transpose_slices(outputs);
     let gz = blocks(rows, DT_ROWS);
     (gx <= MAX_GRID_X && gy <= MAX_GRID_YZ && gz <= MAX_GRID_YZ).then_some(Geometry {
@@ -169,11 +187,30 @@ mod tests {
             let (x, _, _) = covered(elementwise(e).unwrap());
             assert!(x >= e && x < e + ELEMENTWISE_THREADS as u64);
         }
-        let g = dense(13, 9).unwrap();
-        assert!(g.grid.0 as u64 * DENSE_WARPS as u64 >= 13);
-        assert!(g.grid.1 as u64 * DENSE_ROWS as u64 >= 9);
+        let g = dense_partial(13, 9, 3).unwrap();
+        assert!(g.grid.1 as u64 * DENSE_WARPS as u64 >= 13);
+        assert!(g.grid.0 as u64 * DENSE_ROWS as u64 >= 9);
+        assert_eq!(g.grid.2, 3);
+        for (inputs, outputs, rows) in [
+            (25088, 4096, 32),
+            (25088, 4096, 1),
+            (4096, 1000, 32),
+            (1037, 13, 3),
+            (5, 1, 1),
+            (0, 3, 2),
+        ] {
+            let (slices, k) = dense_split(inputs, outputs, rows);
+            assert!(k.is_multiple_of(DENSE_KCHUNK as u64), "{inputs}");
+            assert!(
+                slices * k >= inputs && (slices - 1) * k < inputs.max(1),
+                "{inputs}"
+            );
+        }
+        assert_eq!(dense_split(25088, 4096, 32).0, 1, "2048 blocks already");
+        assert!(dense_split(4096, 1000, 1).0 > 1, "few blocks: split");
         let g = dense_transpose_partial(1037, 13, 9).unwrap();
-        assert!(covered(g).0 >= 1037);
+        assert!(covered(g).0 * DT_COLS as u64 >= 1037);
+        assert!((covered(g).0 - DT_THREADS as u64) * (DT_COLS as u64) < 1037);
         assert_eq!(g.grid.1, 1);
         assert_eq!(g.grid.2 * DT_ROWS, 16);
         assert_eq!(dense_transpose_slices(4096), 16);
@@ -183,7 +220,8 @@ mod tests {
     #[test]
     fn oversized_grids_are_refused() {
         assert!(conv_tiled(1, 65536 * CONV_BN as u64).is_none());
-        assert!(dense(1, 65536 * DENSE_ROWS as u64).is_none());
+        assert!(dense_partial(65536 * DENSE_WARPS as u64, 1, 1).is_none());
+        assert!(dense_partial(1, 1, 65536).is_none());
     }
 
     #[test]

@@ -73,7 +73,7 @@ impl<D: Device> GpuBackend<D> {
         Self::check_dense(op, s, w)?;
         check(op, "x", x.len, s.n * s.inputs)?;
         let (y, q) = (self.alloc(s.n * s.outputs)?, self.alloc(s.n * s.outputs)?);
-        let g = geometry(op, config::dense(s.outputs as u64, s.n as u64))?;
+        let g = geometry(op, config::dense_partial(s.outputs as u64, s.n as u64, 1))?;
         let [kind, value] = stab_args(stab);
         let args = [
             self.ptr(&x.mem),

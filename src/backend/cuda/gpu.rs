@@ -28,6 +28,10 @@ pub struct GpuIndex<D: Device> {
 }
 
 impl<D: Device> GpuBuf<D> {
+    /// The device memory, for [`Device`] calls.
+    pub fn mem(&self) -> &D::Mem {
+        &self.mem
+    }
     pub fn len(&self) -> usize {
         self.len
     }
@@ -179,6 +183,17 @@ impl<D: Device> GpuBackend<D> {
         })
     }
 
+    /// A buffer of `len` values from the device's arena, contents unspecified.
+    pub fn alloc_buf(&self, len: usize) -> Result<GpuBuf<D>> {
+        self.alloc(len)
+    }
+
+    /// Copies `src` into `dst` (same length) on the compute stream.
+    pub fn copy_buf(&self, dst: &GpuBuf<D>, src: &GpuBuf<D>) -> Result<()> {
+        check("copy", "source", src.len, dst.len)?;
+        self.device.copy(&dst.mem, &src.mem, src.len)
+    }
+
     pub(super) fn ptr(&self, mem: &D::Mem) -> Arg {
         Arg::Ptr(self.device.ptr(mem))
     }
@@ -260,6 +275,39 @@ impl<D: Device> GpuBackend<D> {
             });
         }
         Ok(())
+    }
+
+    /// The split-K partial sums of `w · x` over the input slices of `config::dense_split`:
+    /// (slices, n, out), for the reduce kernel of the op.
+    fn dense_partial(
+        &self,
+        op: &str,
+        kernel: &'static str,
+        s: DenseShape,
+        x: &GpuBuf<D>,
+        w: &D::Mem,
+    ) -> Result<GpuBuf<D>> {
+        let (slices, k_slice) = config::dense_split(s.inputs as u64, s.outputs as u64, s.n as u64);
+        let partial = self.alloc(slices as usize * s.n * s.outputs)?;
+        let g = geometry(
+            op,
+            config::dense_partial(s.outputs as u64, s.n as u64, slices),
+        )?;
+        let args = [
+            self.ptr(&x.mem),
+            self.ptr(w),
+            self.ptr(&partial.mem),
+            int(op, s.n)?,
+            int(op, s.inputs)?,
+            int(op, s.outputs)?,
+            int(op, k_slice as usize)?,
+        ];
+        // SAFETY: `dense_{forward,quotient}_partial(const float* x, const float* w,
+        // float* partial, int n, int in, int out, int k_slice)`; x holds n·in floats and w
+        // out·in (checked by the callers), partial slices·n·out with slices = the grid's z
+        // extent, each slice k_slice columns.
+        unsafe { self.launch(kernel, g, &args)? };
+        Ok(partial)
     }
 
     pub(super) fn check_dense(op: &str, s: DenseShape, w: &GpuDense<D>) -> Result<()> {
@@ -445,21 +493,21 @@ impl<D: Device> Backend for GpuBackend<D> {
         Self::check_dense(op, s, w)?;
         check(op, "x", x.len, s.n * s.inputs)?;
         let y = self.alloc(s.n * s.outputs)?;
-        let g = geometry(op, config::dense(s.outputs as u64, s.n as u64))?;
+        let partial = self.dense_partial(op, "dense_forward_partial", s, x, &w.w)?;
+        let g = geometry(op, config::elementwise((s.n * s.outputs) as u64))?;
         let args = [
-            self.ptr(&x.mem),
-            self.ptr(&w.w),
+            self.ptr(&partial.mem),
             self.ptr(&w.bias),
             self.ptr(&y.mem),
             int(op, s.n)?,
-            int(op, s.inputs)?,
             int(op, s.outputs)?,
+            int(op, partial.len / (s.n * s.outputs).max(1))?,
             Arg::I32(relu as i32),
         ];
-        // SAFETY: `dense_forward(const float* x, const float* w, const float* bias, float* y,
-        // int n, int in, int out, int relu)`; x holds n·in floats (checked), w out·in and bias out
+        // SAFETY: `dense_forward_reduce(const float* partial, const float* bias, float* y,
+        // int n, int out, int slices, int relu)`; partial holds slices·n·out floats, bias out
         // (checked), y n·out.
-        unsafe { self.launch(op, g, &args)? };
+        unsafe { self.launch("dense_forward_reduce", g, &args)? };
         Ok(y)
     }
 
@@ -566,26 +614,26 @@ impl<D: Device> Backend for GpuBackend<D> {
             BiasMode::Positive => self.ptr(&w.bias_pos),
             BiasMode::Full => self.ptr(&w.bias),
         };
-        let g = geometry(op, config::dense(s.outputs as u64, s.n as u64))?;
+        let partial = self.dense_partial(op, "dense_quotient_partial", s, a, &w.w_pos)?;
+        let g = geometry(op, config::elementwise((s.n * s.outputs) as u64))?;
         let [kind, value] = stab_args(stab);
         let args = [
-            self.ptr(&a.mem),
-            self.ptr(&w.w_pos),
+            self.ptr(&partial.mem),
             beta,
             self.ptr(&r.mem),
             self.ptr(&out.mem),
             int(op, s.n)?,
             int(op, heads)?,
-            int(op, s.inputs)?,
             int(op, s.outputs)?,
+            int(op, partial.len / (s.n * s.outputs).max(1))?,
             kind,
             value,
         ];
-        // SAFETY: `dense_quotient(const float* a, const float* w_pos, const float* beta,
-        // const float* r, float* s, int n, int heads, int in, int out, int stab_kind,
-        // float stab_value)`; a holds n·in floats, r and s n·K·out (checked), w_pos out·in,
+        // SAFETY: `dense_quotient_reduce(const float* partial, const float* beta,
+        // const float* r, float* s, int n, int heads, int out, int slices, int stab_kind,
+        // float stab_value)`; partial holds slices·n·out floats, r and s n·K·out (checked),
         // beta out or null.
-        unsafe { self.launch(op, g, &args)? };
+        unsafe { self.launch("dense_quotient_reduce", g, &args)? };
         Ok(out)
     }
 
