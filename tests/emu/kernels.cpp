@@ -20,27 +20,30 @@
 #include "relu_backward.cu"
 #include "zbox.cu"
 
+#include "mma_probe.cu"
+
 template <typename... A, std::size_t... I>
 void emu_call(void (*f)(A...), void** args, std::index_sequence<I...>) {
     f(*static_cast<std::remove_cv_t<A>*>(args[I])...);
 }
 
 template <typename... A>
-void emu_launch_kernel(void (*f)(A...), dim3 grid, dim3 block, void** args) {
-    emu_run(grid, block, [&] { emu_call(f, args, std::index_sequence_for<A...>{}); });
+void emu_launch_kernel(void (*f)(A...), dim3 grid, dim3 block, unsigned shared, void** args) {
+    emu_run(grid, block, [&] { emu_call(f, args, std::index_sequence_for<A...>{}); }, shared);
 }
 
-#define KERNEL(name)                                      \
-    if (std::strcmp(kernel, #name) == 0) {                \
-        emu_launch_kernel(name, grid, block, args);       \
-        return 0;                                         \
+#define KERNEL(name)                                          \
+    if (std::strcmp(kernel, #name) == 0) {                    \
+        emu_launch_kernel(name, grid, block, shared, args);   \
+        return 0;                                             \
     }
 
 // One launch at a time: `__shared__` arrays are statics, shared by every launch of a kernel, and
 // the test harness runs tests on several threads.
 static std::mutex emu_device;
 
-extern "C" int emu_launch(const char* kernel, const unsigned* g, const unsigned* b, void** args) {
+extern "C" int emu_launch(const char* kernel, const unsigned* g, const unsigned* b,
+                          unsigned shared, void** args) {
     std::lock_guard<std::mutex> lock(emu_device);
     const dim3 grid{g[0], g[1], g[2]};
     const dim3 block{b[0], b[1], b[2]};
@@ -61,6 +64,12 @@ extern "C" int emu_launch(const char* kernel, const unsigned* g, const unsigned*
     KERNEL(relu_backward)
     KERNEL(zbox_input)
     KERNEL(zbox_sum)
+    KERNEL(probe_mma_tf32)
+    KERNEL(probe_mma_bf16)
+    KERNEL(probe_ldmatrix_bf16)
+    KERNEL(probe_ldmatrix_tf32)
+    KERNEL(probe_cp_async)
+    KERNEL(probe_round)
     std::fprintf(stderr, "emu_launch: unknown kernel %s\n", kernel);
     return 1;
 }

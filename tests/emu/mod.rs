@@ -19,7 +19,7 @@ use sglrp::backend::cuda::{Arg, Device, GpuBackend};
 use sglrp::error::{Error, Result};
 
 type LaunchFn =
-    unsafe extern "C" fn(*const c_char, *const u32, *const u32, *mut *mut c_void) -> c_int;
+    unsafe extern "C" fn(*const c_char, *const u32, *const u32, u32, *mut *mut c_void) -> c_int;
 
 /// The kernels compiled for the CPU, once per test binary.
 fn library() -> &'static Path {
@@ -163,6 +163,7 @@ impl Device for EmuDevice {
                 name.as_ptr(),
                 grid.as_ptr(),
                 block.as_ptr(),
+                g.shared_bytes,
                 ptrs.as_mut_ptr(),
             )
         };
