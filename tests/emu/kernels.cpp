@@ -9,9 +9,11 @@
 #include <utility>
 
 #include "conv3x3_forward.cu"
+#include "conv_mma.cu"
 #include "conv_quotient.cu"
 #include "conv_transpose.cu"
 #include "dense_forward.cu"
+#include "dense_mma.cu"
 #include "dense_quotient.cu"
 #include "dense_transpose.cu"
 #include "maxpool_forward.cu"
@@ -64,6 +66,36 @@ extern "C" int emu_launch(const char* kernel, const unsigned* g, const unsigned*
     KERNEL(relu_backward)
     KERNEL(zbox_input)
     KERNEL(zbox_sum)
+    KERNEL(conv_mma_fwd_tf32_l)
+    KERNEL(conv_mma_fwd_tf32_s)
+    KERNEL(conv_mma_fwd_bf16_l)
+    KERNEL(conv_mma_fwd_bf16_s)
+    KERNEL(conv_mma_fwd_tf32x3_l)
+    KERNEL(conv_mma_fwd_tf32x3_s)
+    KERNEL(conv_mma_dual_tf32_l)
+    KERNEL(conv_mma_dual_tf32_s)
+    KERNEL(conv_mma_dual_bf16_l)
+    KERNEL(conv_mma_dual_bf16_s)
+    KERNEL(conv_mma_dual_tf32x3_l)
+    KERNEL(conv_mma_dual_tf32x3_s)
+    KERNEL(conv_mma_t_tf32_l)
+    KERNEL(conv_mma_t_tf32_s)
+    KERNEL(conv_mma_t_bf16_l)
+    KERNEL(conv_mma_t_bf16_s)
+    KERNEL(conv_mma_t_tf32x3_l)
+    KERNEL(conv_mma_t_tf32x3_s)
+    KERNEL(dense_mma_fwd_tf32)
+    KERNEL(dense_mma_fwd_bf16)
+    KERNEL(dense_mma_fwd_tf32x3)
+    KERNEL(dense_mma_dual_tf32)
+    KERNEL(dense_mma_dual_bf16)
+    KERNEL(dense_mma_dual_tf32x3)
+    KERNEL(dense_mma_t_tf32)
+    KERNEL(dense_mma_t_bf16)
+    KERNEL(dense_mma_t_tf32x3)
+    KERNEL(dense_mma_reduce_fwd)
+    KERNEL(dense_mma_reduce_dual)
+    KERNEL(dense_mma_reduce_t)
     KERNEL(probe_mma_tf32)
     KERNEL(probe_mma_bf16)
     KERNEL(probe_ldmatrix_bf16)

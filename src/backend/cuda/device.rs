@@ -41,6 +41,14 @@ pub trait Device {
     /// cover what the kernel reads and writes for the sizes it is given and this geometry.
     unsafe fn launch(&self, kernel: &'static str, geometry: Geometry, args: &[Arg]) -> Result<()>;
 
+    /// Lets `kernel` launch with up to `bytes` of dynamic shared memory, past the 48 KB a block
+    /// gets without asking (`CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`). Devices without
+    /// such a limit accept it as it is.
+    fn set_shared_limit(&self, kernel: &'static str, bytes: u32) -> Result<()> {
+        let _ = (kernel, bytes);
+        Ok(())
+    }
+
     /// Opens a named range (NVTX on CUDA); ranges nest.
     fn range_push(&self, name: &str);
     /// Closes the innermost open range.

@@ -19,6 +19,7 @@ pub mod device;
 pub mod driver;
 pub mod gpu;
 pub mod kernels;
+pub mod mma;
 pub mod nvtx;
 
 pub use device::{Arg, Device};
