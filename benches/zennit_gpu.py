@@ -11,7 +11,7 @@ Times, after a warm-up, for N repeats of each batch size, with torch.cuda.synchr
   sglrp    same composite, SGLRP head
 Target = top-1 class.
 
---precision picks the peer of each sglrp precision (docs/gpu.md §Precision):
+--precision picks the peer of each sglrp precision (docs/gpu.md §Tensor cores):
   f32   TF32 off for cuDNN convolutions and matmuls (the f32 peer)
   tf32  TF32 on for both
   bf16  bf16 autocast, model and input in channels_last (TF32 off outside autocast)

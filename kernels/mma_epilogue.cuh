@@ -1,5 +1,5 @@
 // mma_epilogue.cuh — the epilogues of the tensor-core kernels (conv_mma.cu, dense_mma.cu), one
-// per op of the fused formulation (docs/gpu.md):
+// per op of the fused formulation (docs/gpu.md §Fused relevance pass):
 // - MmaFwd:  y = relu(z) (or z), z = acc + b;
 // - MmaDual: a′ = relu(z) (or z) and q = a′ / stab(z⁺) (q_mode 1, the logits layer:
 //   q = 1 / stab(z⁺)), z = acc₀ + b, z⁺ = acc₁ + β (β null: bias mode none);

@@ -1,6 +1,6 @@
 // mma_gemm.cuh — the tensor-core main loop of conv_mma.cu and dense_mma.cu: one block computes a
 // BM × BN tile of C = A · Bᵀ for NB weight matrices at once (NB = 2: W and W⁺ from the same A
-// tile, the fused z / z⁺ forward of docs/gpu.md), with an mma.sync per 16×8 piece.
+// tile, the fused z / z⁺ forward of docs/gpu.md §Fused relevance pass), with an mma.sync per 16×8 piece.
 //
 // A (M × K) is an implicit-GEMM view of activations (rows, H, W, C) in NHWC: M = rows·H·W
 // positions, K = taps·C, k = tap·C + c; taps = 9 is a 3×3, stride-1, pad-1 correlation

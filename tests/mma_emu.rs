@@ -247,16 +247,27 @@ fn exact_operands(rng: &mut Rng, len: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Operand data: exact (bit-for-bit comparison) or uniform (precision bounds).
+/// Operand data: exact (bit-for-bit comparison), exact for the CPU but a hair below for the
+/// kernels' GEMM operands (v·(1 − 2⁻¹⁴), which only rounding to nearest brings back: tf32 and
+/// bf16 conversions are checked bit for bit), or uniform (precision bounds).
 #[derive(Clone, Copy, PartialEq)]
 enum Data {
     Exact,
+    Perturbed,
     Random,
+}
+
+/// The kernels' copy of a GEMM operand.
+fn device_copy(data: Data, v: &[f32]) -> Vec<f32> {
+    match data {
+        Data::Perturbed => v.iter().map(|x| x * (1.0 - 2f32.powi(-14))).collect(),
+        _ => v.to_vec(),
+    }
 }
 
 fn operands(rng: &mut Rng, data: Data, len: usize, lo: f32) -> Vec<f32> {
     match data {
-        Data::Exact => exact_operands(rng, len)
+        Data::Exact | Data::Perturbed => exact_operands(rng, len)
             .into_iter()
             .map(|v| if lo >= 0.0 { v.abs() } else { v })
             .collect(),
@@ -268,7 +279,7 @@ fn storage(math: MmaMath) -> Storage {
     Storage::of(math)
 }
 
-/// The bound on the relative L2 error of random data, per math (docs/gpu.md §Precision; 3×TF32
+/// The bound on the relative L2 error of random data, per math (docs/gpu.md §Tensor cores; 3×TF32
 /// is checked near its real accuracy so that a dropped term shows).
 fn bound(math: MmaMath) -> f64 {
     match math {
@@ -283,7 +294,7 @@ fn bound(math: MmaMath) -> f64 {
 fn compare(what: &str, math: MmaMath, data: Data, out: Storage, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     match data {
-        Data::Exact => {
+        Data::Exact | Data::Perturbed => {
             for (i, (g, w)) in got.iter().zip(want).enumerate() {
                 let w = match out {
                     Storage::F32 => *w,
@@ -373,7 +384,11 @@ fn check_conv(c: &ConvCase, math: MmaMath, data: Data, tile: Option<bool>, seed:
         cin: c.cin,
         cout: c.cout,
     };
-    let mut w = MmaConv::new(&b, &p, math).unwrap();
+    let p_dev = ConvParams {
+        weight: device_copy(data, &p.weight),
+        ..p.clone()
+    };
+    let mut w = MmaConv::new(&b, &p_dev, math).unwrap();
     w.tile = tile;
     let cw = cpu.prepare_conv(&p).unwrap();
     // The RGB input stays f32 (bf16 kernels convert it); other inputs in the math's storage.
@@ -388,7 +403,7 @@ fn check_conv(c: &ConvCase, math: MmaMath, data: Data, tile: Option<bool>, seed:
         storage(math)
     };
     let x = operands(&mut rng, data, s.input_len(), 0.0);
-    let x_dev = mma::upload(&b, &x, input).unwrap();
+    let x_dev = mma::upload(&b, &device_copy(data, &x), input).unwrap();
     let x_cpu = cpu.upload(&x).unwrap();
     let hw = (c.h, c.w);
 
@@ -427,7 +442,7 @@ fn check_conv(c: &ConvCase, math: MmaMath, data: Data, tile: Option<bool>, seed:
             .conv_quotient(s, 1, &x_cpu, &cw, WeightSet::Positive, bias, stab, &r)
             .unwrap();
         let want_q = cpu.download(&want_q).unwrap();
-        if data == Data::Exact || bias != BiasMode::Full {
+        if data != Data::Random || bias != BiasMode::Full {
             compare(
                 "conv dual q",
                 math,
@@ -445,7 +460,7 @@ fn check_conv(c: &ConvCase, math: MmaMath, data: Data, tile: Option<bool>, seed:
     let g = operands(&mut rng, data, rows * c.h * c.w * c.cout, -1.0);
     let mul = operands(&mut rng, data, s.input_len(), 0.0);
     let (g_dev, mul_dev) = (
-        mma::upload(&b, &g, storage(math)).unwrap(),
+        mma::upload(&b, &device_copy(data, &g), storage(math)).unwrap(),
         mma::upload(&b, &mul, storage(math)).unwrap(),
     );
     let (g_cpu, mul_cpu) = (cpu.upload(&g).unwrap(), cpu.upload(&mul).unwrap());
@@ -473,6 +488,15 @@ fn conv_mma_is_exact_on_exact_operands() {
         for (i, c) in CONV_CASES.iter().enumerate() {
             check_conv(c, math, Data::Exact, None, 0x4c00 + i as u64);
         }
+    }
+}
+
+#[test]
+fn conv_mma_rounds_its_operands_to_nearest() {
+    // 3×TF32 keeps the perturbation (its small parts): only the rounding maths are bit-exact here.
+    for math in [MmaMath::Tf32, MmaMath::Bf16] {
+        check_conv(&CONV_CASES[0], math, Data::Perturbed, None, 0x4c30);
+        check_conv(&CONV_CASES[2], math, Data::Perturbed, None, 0x4c31);
     }
 }
 

@@ -164,7 +164,7 @@ pub const MMA_TARGET_BLOCKS: u64 = 264;
 /// Shared memory a block may use without opting in through the function attribute.
 pub const DEFAULT_SHARED_LIMIT: u32 = 48 * 1024;
 
-/// The arithmetic of a tensor-core kernel (docs/gpu.md §Precision).
+/// The arithmetic of a tensor-core kernel (docs/gpu.md §Tensor cores).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MmaMath {
     /// m16n8k8 on operands rounded to tf32.
