@@ -30,7 +30,7 @@ use sglrp::backend::cuda::{Arg, Device, GpuBackend};
 use sglrp::error::{Error, Result};
 
 type LaunchFn =
-    unsafe extern "C" fn(*const c_char, *const u32, *const u32, *mut *mut c_void) -> c_int;
+    unsafe extern "C" fn(*const c_char, *const u32, *const u32, u32, *mut *mut c_void) -> c_int;
 
 /// The kernels compiled for the CPU, once per test binary.
 fn library() -> &'static Path {
@@ -122,6 +122,8 @@ enum Op {
         name: &'static str,
         grid: [u32; 3],
         block: [u32; 3],
+        /// Dynamic shared memory, bytes.
+        shared: u32,
         slots: Vec<u64>,
     },
     Write {
@@ -266,6 +268,7 @@ impl EmuDevice {
                 name,
                 grid,
                 block,
+                shared,
                 mut slots,
             } => {
                 let mut ptrs: Vec<*mut c_void> = slots
@@ -281,6 +284,7 @@ impl EmuDevice {
                         cname.as_ptr(),
                         grid.as_ptr(),
                         block.as_ptr(),
+                        shared,
                         ptrs.as_mut_ptr(),
                     )
                 };
@@ -418,6 +422,7 @@ impl Device for EmuDevice {
                 name.as_ptr(),
                 grid.as_ptr(),
                 block.as_ptr(),
+                0,
                 std::ptr::null_mut(),
             )
         } == 0;
@@ -441,6 +446,7 @@ impl Device for EmuDevice {
                 name: kernel,
                 grid,
                 block,
+                shared: g.shared_bytes,
                 slots,
             },
         );

@@ -84,6 +84,14 @@ pub trait Device {
     /// Queues the captured work again, with the same arguments.
     fn replay(&self, graph: &Self::Graph) -> Result<()>;
 
+    /// Lets `kernel` launch with up to `bytes` of dynamic shared memory, past the 48 KB a block
+    /// gets without asking (`CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`). Devices without
+    /// such a limit accept it as it is.
+    fn set_shared_limit(&self, kernel: &'static str, bytes: u32) -> Result<()> {
+        let _ = (kernel, bytes);
+        Ok(())
+    }
+
     /// Opens a named range (NVTX on CUDA); ranges nest.
     fn range_push(&self, name: &str);
     /// Closes the innermost open range.

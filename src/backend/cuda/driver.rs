@@ -434,6 +434,19 @@ impl Device for CudaDevice {
         }
     }
 
+    fn set_shared_limit(&self, kernel: &'static str, bytes: u32) -> Result<()> {
+        let f = self
+            .functions
+            .get(kernel)
+            .ok_or_else(|| error(kernel, "kernel not found in this binary's PTX"))?;
+        let bytes = i32::try_from(bytes).map_err(|_| error(kernel, "shared memory too large"))?;
+        f.set_attribute(
+            sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            bytes,
+        )
+        .map_err(|e| error(kernel, e))
+    }
+
     fn range_push(&self, name: &str) {
         if let Some(nvtx) = &self.nvtx {
             nvtx.push(name);

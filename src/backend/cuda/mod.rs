@@ -24,6 +24,7 @@ pub mod driver;
 mod fused;
 pub mod gpu;
 pub mod kernels;
+pub mod mma;
 pub mod nvtx;
 pub mod registry;
 pub mod runtime;
