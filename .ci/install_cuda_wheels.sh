@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the pinned CUDA 13.0 PyPI wheels that build.rs uses to compile kernels/*.cu (NVRTC,
-# the CUDA headers) and that .ci/ptxas_check.sh uses to check them (ptxas), into the virtual
-# environment VENV (created if missing), then prints the environment variables to export.
+# the CUDA headers), that .ci/ptxas_check.sh uses to check them (ptxas) and that
+# .ci/sass_check.sh uses to read their machine code (cuobjdump, nvdisasm: 13.2.51 reads the 13.0
+# toolchain's output), into the virtual environment VENV (created if missing), then prints the
+# environment variables to export.
 #
 #   .ci/install_cuda_wheels.sh VENV            # install, print `export …` lines
 #   eval "$(.ci/install_cuda_wheels.sh VENV)"  # install and export in this shell
@@ -9,7 +11,8 @@
 # Only PyPI is used, through pip; nothing is downloaded when the wheels are already installed.
 set -euo pipefail
 venv="${1:?usage: $0 VENV}"
-pins=(nvidia-cuda-nvrtc==13.0.88 nvidia-cuda-runtime==13.0.88 nvidia-cuda-nvcc==13.0.88)
+pins=(nvidia-cuda-nvrtc==13.0.88 nvidia-cuda-runtime==13.0.88 nvidia-cuda-nvcc==13.0.88
+      nvidia-cuda-cuobjdump==13.2.51 nvidia-cuda-nvdisasm==13.2.51)
 
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" >&2
@@ -20,8 +23,10 @@ fi
 venv="$(cd "$venv" && pwd)"
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 cuda="$site/nvidia/cu13"
-for f in "$cuda/lib/libnvrtc.so.13" "$cuda/include/cuda_fp16.h" "$cuda/bin/ptxas"; do
+for f in "$cuda/lib/libnvrtc.so.13" "$cuda/include/cuda_fp16.h" "$cuda/bin/ptxas" \
+    "$cuda/bin/cuobjdump"; do
     [ -e "$f" ] || { echo "install_cuda_wheels.sh: $f missing after install" >&2; exit 1; }
 done
 echo "export SGLRP_CUDA_WHEELS=$venv"
 echo "export SGLRP_PTXAS=$cuda/bin/ptxas"
+echo "export SGLRP_CUOBJDUMP=$cuda/bin/cuobjdump"

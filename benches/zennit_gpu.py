@@ -11,8 +11,15 @@ Times, after a warm-up, for N repeats of each batch size, with torch.cuda.synchr
   sglrp    same composite, SGLRP head
 Target = top-1 class.
 
-    python3 benches/zennit_gpu.py --batch-sizes 1,8,32 [--weights vgg16.safetensors] [--json out.json]
+--precision picks the peer of each sglrp precision (docs/gpu.md §Tensor cores):
+  f32   TF32 off for cuDNN convolutions and matmuls (the f32 peer)
+  tf32  TF32 on for both
+  bf16  bf16 autocast, model and input in channels_last (TF32 off outside autocast)
+
+    python3 benches/zennit_gpu.py --batch-sizes 1,8,32 [--precision f32|tf32|bf16]
+        [--weights vgg16.safetensors] [--json out.json]
 """
+import contextlib
 import argparse
 import json
 import time
@@ -95,44 +102,55 @@ def main():
     ap.add_argument('--repeats', type=int, default=5)
     ap.add_argument('--warmup', type=int, default=1)
     ap.add_argument('--weights', help="sglrp's safetensors file of the same VGG16")
+    ap.add_argument('--precision', choices=('f32', 'tf32', 'bf16'), default='f32')
     ap.add_argument('--json', metavar='FILE')
     args = ap.parse_args()
 
     device = torch.device('cuda')
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
+    tf32 = args.precision == 'tf32'
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    bf16 = args.precision == 'bf16'
+    memory_format = torch.channels_last if bf16 else torch.contiguous_format
+
+    def precision():
+        return torch.autocast('cuda', dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     torch.manual_seed(0)
     model = torchvision.models.vgg16(weights=None, num_classes=1000).eval()
     if args.weights:
         load_sglrp_weights(model, args.weights)
-    model = model.to(device)
+    model = model.to(device, memory_format=memory_format)
     for p in model.parameters():
         p.requires_grad_(False)
     rows = []
 
     def record(name, batch, seconds):
-        rows.append({'pass': name, 'batch': batch, 'ms_per_batch': seconds * 1e3, 'images_per_s': batch / seconds})
-        print(f'zennit {name:8s} batch {batch:3d} {batch / seconds:9.1f} images/s {seconds * 1e3:9.2f} ms/batch',
+        rows.append({'pass': name, 'batch': batch, 'precision': args.precision, 'ms_per_batch': seconds * 1e3,
+                     'images_per_s': batch / seconds})
+        print(f'zennit {args.precision:4s} {name:8s} batch {batch:3d} {batch / seconds:9.1f} images/s {seconds * 1e3:9.2f} ms/batch',
               flush=True)
 
     for batch in [int(b) for b in args.batch_sizes.split(',')]:
         x = (torch.rand(batch, 3, args.size, args.size, device=device)
              - torch.tensor(MEAN, device=device).reshape(1, 3, 1, 1)) \
             / torch.tensor(STD, device=device).reshape(1, 3, 1, 1)
+        x = x.contiguous(memory_format=memory_format)
 
         def forward():
-            with torch.no_grad():
+            with torch.no_grad(), precision():
                 return model(x)
         record('forward', batch, timed(forward, args.warmup, args.repeats))
         with Gradient(model=model, composite=composite(device)) as attributor:
             for method in ('lrp', 'clrp', 'sglrp'):
                 def explain(method=method):
-                    _, rel = attributor(x.clone(), lambda z: heads(z, method))
+                    with precision():
+                        _, rel = attributor(x.clone(), lambda z: heads(z.float(), method).to(z.dtype))
                     return rel
                 record(method, batch, timed(explain, args.warmup, args.repeats))
     out = {'config': {'torch': torch.__version__, 'zennit': version('zennit'),
                       'gpu': torch.cuda.get_device_name(0), 'size': args.size, 'repeats': args.repeats,
-                      'weights': args.weights or 'torchvision random init', 'tf32': False},
+                      'weights': args.weights or 'torchvision random init', 'precision': args.precision,
+                      'tf32': tf32, 'bf16_autocast': bf16},
            'rows': rows}
     if args.json:
         with open(args.json, 'w') as f:

@@ -1,5 +1,5 @@
-// conv_tile.cuh — the implicit-GEMM main loop shared by conv3x3_forward, conv_quotient and
-// conv_transpose, and the direct loop of their `_v1` checkers.
+// conv_tile.cuh — the implicit-GEMM main loop shared by conv3x3_forward, conv_dual, conv_quotient
+// and conv_transpose, and the direct loop of their `_v1` checkers.
 //
 // A 3×3, stride-1, pad-1 correlation over `rows` maps of H×W as a matrix product
 //   C (M × N) = A (M × K) · B (K × N),  M = rows·H·W positions, N = output channels,
@@ -21,10 +21,18 @@
 // stores over more banks.
 #define CONV_APAD 4
 
-template <typename Epilogue>
-__device__ __forceinline__ void conv_tile(
+// The NB weight matrices of one pass over A (the fused forward reads W and W⁺: NB = 2).
+template <int NB>
+struct ConvWeights {
+    const float* w[NB];  // each (9·Cin, Cout)
+};
+
+// The main loop over NB weight matrices at once: every A tile is loaded once and multiplied by
+// NB B tiles; the epilogue gets (m, n, acc) with acc[b] the element of product b.
+template <int NB, typename Epilogue>
+__device__ __forceinline__ void conv_tile_sets(
     const float* __restrict__ x,  // (rows, H, W, Cin)
-    const float* __restrict__ wk, // (9·Cin, Cout)
+    const ConvWeights<NB>& wk,
     int rows, int h, int w, int cin, int cout, const Epilogue& epilogue)
 {
     constexpr int A_LOADS = CONV_BM * CONV_BK / CONV_THREADS;
@@ -32,7 +40,7 @@ __device__ __forceinline__ void conv_tile(
     constexpr int B_LOADS = CONV_BK * CONV_BN / CONV_THREADS;
     constexpr int B_STEP = CONV_THREADS / CONV_BN;
     __shared__ __align__(16) float As[CONV_BK][CONV_BM + CONV_APAD];
-    __shared__ __align__(16) float Bs[CONV_BK][CONV_BN];
+    __shared__ __align__(16) float Bs[NB][CONV_BK][CONV_BN];
 
     const int tid = threadIdx.x;
     const long long hw = (long long)h * w;
@@ -64,12 +72,15 @@ __device__ __forceinline__ void conv_tile(
     const int b_n = tid % CONV_BN;
     const int b_k = tid / CONV_BN;
 
-    float a_reg[A_LOADS], b_reg[B_LOADS];
-    float acc[CONV_TM][CONV_TN];
+    float a_reg[A_LOADS], b_reg[NB][B_LOADS];
+    float acc[NB][CONV_TM][CONV_TN];
 #pragma unroll
-    for (int i = 0; i < CONV_TM; ++i) {
+    for (int b = 0; b < NB; ++b) {
 #pragma unroll
-        for (int j = 0; j < CONV_TN; ++j) acc[i][j] = 0.0f;
+        for (int i = 0; i < CONV_TM; ++i) {
+#pragma unroll
+            for (int j = 0; j < CONV_TN; ++j) acc[b][i][j] = 0.0f;
+        }
     }
 
     // Loads the A and B values of the reduction step starting at k0 into registers.
@@ -92,7 +103,11 @@ __device__ __forceinline__ void conv_tile(
 #pragma unroll
         for (int j = 0; j < B_LOADS; ++j) {
             const int kk = k0 + b_k + j * B_STEP;
-            b_reg[j] = (kk < k_total && n < cout) ? wk[(long long)kk * cout + n] : 0.0f;
+            const bool ok = kk < k_total && n < cout;
+#pragma unroll
+            for (int b = 0; b < NB; ++b) {
+                b_reg[b][j] = ok ? wk.w[b][(long long)kk * cout + n] : 0.0f;
+            }
         }
     };
 
@@ -103,19 +118,27 @@ __device__ __forceinline__ void conv_tile(
 #pragma unroll
         for (int i = 0; i < A_LOADS; ++i) As[a_k][a_m + i * A_STEP] = a_reg[i];
 #pragma unroll
-        for (int j = 0; j < B_LOADS; ++j) Bs[b_k + j * B_STEP][b_n] = b_reg[j];
+        for (int b = 0; b < NB; ++b) {
+#pragma unroll
+            for (int j = 0; j < B_LOADS; ++j) Bs[b][b_k + j * B_STEP][b_n] = b_reg[b][j];
+        }
         __syncthreads();
         if (k0 + CONV_BK < k_total) load(k0 + CONV_BK);
 #pragma unroll
         for (int kk = 0; kk < CONV_BK; ++kk) {
             const float4 av = *reinterpret_cast<const float4*>(&As[kk][ty * CONV_TM]);
-            const float4 bv = *reinterpret_cast<const float4*>(&Bs[kk][tx * CONV_TN]);
             const float a[4] = {av.x, av.y, av.z, av.w};
-            const float b[4] = {bv.x, bv.y, bv.z, bv.w};
 #pragma unroll
-            for (int i = 0; i < CONV_TM; ++i) {
+            for (int s = 0; s < NB; ++s) {
+                const float4 bv = *reinterpret_cast<const float4*>(&Bs[s][kk][tx * CONV_TN]);
+                const float b[4] = {bv.x, bv.y, bv.z, bv.w};
 #pragma unroll
-                for (int j = 0; j < CONV_TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+                for (int i = 0; i < CONV_TM; ++i) {
+#pragma unroll
+                    for (int j = 0; j < CONV_TN; ++j) {
+                        acc[s][i][j] = fmaf(a[i], b[j], acc[s][i][j]);
+                    }
+                }
             }
         }
         __syncthreads();
@@ -128,9 +151,24 @@ __device__ __forceinline__ void conv_tile(
 #pragma unroll
         for (int j = 0; j < CONV_TN; ++j) {
             const int n = n0 + tx * CONV_TN + j;
-            if (n < cout) epilogue(m, n, acc[i][j]);
+            if (n >= cout) continue;
+            float out[NB];
+#pragma unroll
+            for (int b = 0; b < NB; ++b) out[b] = acc[b][i][j];
+            epilogue(m, n, out);
         }
     }
+}
+
+// The main loop over one weight matrix; the epilogue gets (m, n, value).
+template <typename Epilogue>
+__device__ __forceinline__ void conv_tile(
+    const float* __restrict__ x,  // (rows, H, W, Cin)
+    const float* __restrict__ wk, // (9·Cin, Cout)
+    int rows, int h, int w, int cin, int cout, const Epilogue& epilogue)
+{
+    conv_tile_sets<1>(x, ConvWeights<1>{{wk}}, rows, h, w, cin, cout,
+                      [&](long long m, int n, const float (&acc)[1]) { epilogue(m, n, acc[0]); });
 }
 
 // The direct loop of one output element (m, n): the `_v1` checkers and the reference the tiled

@@ -4,10 +4,11 @@
 // src/backend/cpu/dense.rs `dense_transpose`.
 //
 // Two kernels, so that a layer with few rows still fills the GPU and stays deterministic:
-// - dense_transpose_partial: one thread per input column i, DT_ROWS rows at a time, over one
-//   slice of DT_SLICE outputs: weight row j is read coalesced across the block's threads, the
-//   slice's g values come from shared memory (a broadcast). Grid (⌈in / DT_THREADS⌉,
-//   ⌈out / DT_SLICE⌉, ⌈rows / DT_ROWS⌉); writes partial (slices, rows, in).
+// - dense_transpose_partial: one thread per 4 input columns, DT_ROWS rows at a time, over one
+//   slice of DT_SLICE outputs: weight row j is read coalesced across the block's threads, 16
+//   bytes a thread where `in` is a multiple of 4, the slice's g values come from shared memory
+//   (a broadcast). Grid (⌈in / (4·DT_THREADS)⌉, ⌈out / DT_SLICE⌉, ⌈rows / DT_ROWS⌉); writes
+//   partial (slices, rows, in).
 // - dense_transpose_reduce: one thread per (row, i), adds the slices in order, multiplies by
 //   the activation (null: none) of image row / K.
 #include "common.cuh"
@@ -19,7 +20,7 @@ extern "C" __global__ void __launch_bounds__(DT_THREADS) dense_transpose_partial
     int rows, int in, int out)
 {
     __shared__ float gs[DT_ROWS][DT_SLICE];
-    const long long i = (long long)blockIdx.x * DT_THREADS + threadIdx.x;
+    const long long i = ((long long)blockIdx.x * DT_THREADS + threadIdx.x) * 4;
     const int slice = blockIdx.y;
     const int r0 = blockIdx.z * DT_ROWS;
     const int j0 = slice * DT_SLICE;
@@ -31,18 +32,48 @@ extern "C" __global__ void __launch_bounds__(DT_THREADS) dense_transpose_partial
     }
     __syncthreads();
     if (i >= in) return;
-    float acc[DT_ROWS];
+    // Rows of a multiple of 4 floats keep every thread's 4 columns 16-byte aligned.
+    const bool vec = in % 4 == 0;
+    const int cols = (int)min(4LL, (long long)in - i);
+    float acc[DT_ROWS][4];
 #pragma unroll
-    for (int r = 0; r < DT_ROWS; ++r) acc[r] = 0.0f;
+    for (int r = 0; r < DT_ROWS; ++r) {
+#pragma unroll
+        for (int c = 0; c < 4; ++c) acc[r][c] = 0.0f;
+    }
     const float* wc = w + (long long)j0 * in + i;
     for (int jj = 0; jj < len; ++jj) {
-        const float wv = wc[(long long)jj * in];
+        const float* wr = wc + (long long)jj * in;
+        float wv[4];
+        if (vec) {
+            const float4 t = *reinterpret_cast<const float4*>(wr);
+            wv[0] = t.x;
+            wv[1] = t.y;
+            wv[2] = t.z;
+            wv[3] = t.w;
+        } else {
 #pragma unroll
-        for (int r = 0; r < DT_ROWS; ++r) acc[r] = fmaf(gs[r][jj], wv, acc[r]);
+            for (int c = 0; c < 4; ++c) wv[c] = c < cols ? wr[c] : 0.0f;
+        }
+#pragma unroll
+        for (int r = 0; r < DT_ROWS; ++r) {
+            const float gv = gs[r][jj];
+#pragma unroll
+            for (int c = 0; c < 4; ++c) acc[r][c] = fmaf(gv, wv[c], acc[r][c]);
+        }
     }
 #pragma unroll
     for (int r = 0; r < DT_ROWS; ++r) {
-        if (r0 + r < rows) partial[((long long)slice * rows + r0 + r) * in + i] = acc[r];
+        if (r0 + r >= rows) continue;
+        float* p = partial + ((long long)slice * rows + r0 + r) * in + i;
+        if (vec) {
+            *reinterpret_cast<float4*>(p) = float4{acc[r][0], acc[r][1], acc[r][2], acc[r][3]};
+        } else {
+#pragma unroll
+            for (int c = 0; c < 4; ++c) {
+                if (c < cols) p[c] = acc[r][c];
+            }
+        }
     }
 }
 

@@ -21,15 +21,22 @@
 use serde::Serialize;
 
 use crate::backend::cpu::CpuBackend;
-use crate::backend::{Backend, BiasMode, ConvShape, DenseShape, PoolShape, Stabilizer, WeightSet};
+use crate::backend::{
+    Backend, BiasMode, ConvShape, DenseShape, PoolShape, Precision, Stabilizer, WeightSet,
+};
 use crate::error::Result;
 use crate::explain::{
     Explanation, Forward, ImageResult, Method, Network, Preset, Request, Target, innvestigate_heads,
 };
+use crate::heatmap::{HeatmapKind, heatmap};
 use crate::model::{Layer, Model};
 
 /// docs/numerics.md §Bounds: CUDA f32 against the CPU reference, relative L2 per map.
 pub const F32_BOUND: f64 = 1e-4;
+
+/// The share of a heatmap's pixels whose top set is compared, and the least overlap that passes.
+pub const TOP_SHARE: f64 = 0.05;
+pub const MIN_TOP_OVERLAP: f64 = 0.95;
 
 /// The relative input change under which the CPU reference's own spread is measured: one
 /// rounding step of f32.
@@ -52,6 +59,10 @@ pub struct Comparison {
     /// step, worst relative L2 over the maps.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference_spread: Option<f64>,
+    /// Explanations only: the worst overlap, over the maps, of the top 5 % heatmap pixels
+    /// ([`top_overlap`]); below [`MIN_TOP_OVERLAP`] fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_overlap: Option<f64>,
 }
 
 /// `‖a − b‖₂ / ‖b‖₂`, infinite when either holds a NaN or an Inf (docs/numerics.md §Bounds: none ever passes).
@@ -130,7 +141,24 @@ impl Comparison {
             bound,
             pass,
             reference_spread: None,
+            top_overlap: None,
         }
+    }
+
+    /// Adds the top-5 % overlap of the heatmaps of `got` and `want`, `(C, H, W)` maps of
+    /// `channels`, to the verdict.
+    fn with_overlap(mut self, got: &[f32], want: &[f32], channels: usize, map: usize) -> Self {
+        if got.len() != want.len() || map == 0 {
+            return self;
+        }
+        let worst = got
+            .chunks(map)
+            .zip(want.chunks(map))
+            .map(|(g, w)| top_overlap(g, w, channels, self.bound))
+            .fold(1.0f64, f64::min);
+        self.pass &= worst >= MIN_TOP_OVERLAP;
+        self.top_overlap = Some(worst);
+        self
     }
 
     /// An end-to-end comparison, next to the reference's own spread.
@@ -138,6 +166,34 @@ impl Comparison {
         self.reference_spread = Some(reference_spread);
         self
     }
+}
+
+/// The overlap of the top [`TOP_SHARE`] pixels of two maps' positive heatmaps (docs/method.md
+/// §Heatmaps): the share of `got`'s top pixels that are among `want`'s, where a pixel within
+/// `bound · max` of `want`'s threshold counts (two pixels whose values tie within the bound may
+/// swap places). `(C, H, W)` maps of `channels`.
+pub fn top_overlap(got: &[f32], want: &[f32], channels: usize, bound: f64) -> f64 {
+    let (g, w) = (
+        heatmap(got, channels, HeatmapKind::Positive),
+        heatmap(want, channels, HeatmapKind::Positive),
+    );
+    if g.is_empty() || g.len() != w.len() {
+        return 0.0;
+    }
+    let k = ((g.len() as f64 * TOP_SHARE).ceil() as usize).clamp(1, g.len());
+    let order = |h: &[f32]| {
+        let mut idx: Vec<usize> = (0..h.len()).collect();
+        idx.sort_by(|&a, &b| h[b].total_cmp(&h[a]).then(a.cmp(&b)));
+        idx
+    };
+    let threshold = w[order(&w)[k - 1]] as f64;
+    let top = w.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+    let floor = threshold - bound * top;
+    let hits = order(&g)[..k]
+        .iter()
+        .filter(|&&i| w[i] as f64 >= floor)
+        .count();
+    hits as f64 / k as f64
 }
 
 /// `‖terms‖ / ‖map‖`, at least 1; infinite for a zero map with non-zero terms.
@@ -160,7 +216,20 @@ pub struct VerifyOptions {
     pub targets: Vec<Target>,
     /// Also compare every layer's ops.
     pub layers: bool,
+    /// The device's arithmetic; [`VerifyOptions::for_precision`] sets the bound to match.
+    pub precision: Precision,
     pub bound: f64,
+}
+
+impl VerifyOptions {
+    /// The options at `precision`, with its bound (docs/numerics.md §Bounds).
+    pub fn for_precision(precision: Precision) -> Self {
+        VerifyOptions {
+            precision,
+            bound: precision.bound(),
+            ..VerifyOptions::default()
+        }
+    }
 }
 
 impl Default for VerifyOptions {
@@ -170,6 +239,7 @@ impl Default for VerifyOptions {
             methods: Method::PAPER.to_vec(),
             targets: vec![Target::Rank(1), Target::Rank(2)],
             layers: true,
+            precision: Precision::F32,
             bound: F32_BOUND,
         }
     }
@@ -179,6 +249,10 @@ impl Default for VerifyOptions {
 #[derive(Clone, Debug, Serialize)]
 pub struct VerifyReport {
     pub device: String,
+    /// The arithmetic asked of the device, and what it said about it (a fallback, if any).
+    pub precision: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     pub model: String,
     pub images: usize,
     pub input_side: usize,
@@ -222,6 +296,10 @@ impl VerifyReport {
             mine.rel_l2 = mine.rel_l2.max(theirs.rel_l2);
             mine.cancellation = mine.cancellation.max(theirs.cancellation);
             mine.pass &= theirs.pass;
+            mine.top_overlap = match (mine.top_overlap, theirs.top_overlap) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             mine.reference_spread = match (mine.reference_spread, theirs.reference_spread) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 (a, b) => a.or(b),
@@ -232,20 +310,28 @@ impl VerifyReport {
     /// Markdown tables of every comparison.
     pub fn to_markdown(&self) -> String {
         let mut s = format!(
-            "verify: {} against the CPU reference, {} ({} images, {}×{})\n\n\
+            "verify: {} ({}) against the CPU reference, {} ({} images, {}×{})\n\n\
              | comparison | max abs | rel L2 | κ | bound | |\n|---|---|---|---|---|---|\n",
-            self.device, self.model, self.images, self.input_side, self.input_side
+            self.device, self.precision, self.model, self.images, self.input_side, self.input_side
         );
+        for note in &self.notes {
+            s.insert_str(
+                s.find("\n\n").unwrap_or(s.len()),
+                &format!("\nnote: {note}"),
+            );
+        }
         for c in self.gated() {
             s.push_str(&format!(
-                "| {} | {:.3e} | {:.3e} | {:.3} | {:.0e}{} | {} |\n",
+                "| {} | {:.3e} | {:.3e} | {:.3} | {:.0e}{} | {}{} |\n",
                 c.what,
                 c.max_abs,
                 c.rel_l2,
                 c.cancellation,
                 c.bound,
                 if c.cancellation > 1.0 { " · κ" } else { "" },
-                if c.pass { "ok" } else { "FAIL" }
+                if c.pass { "ok" } else { "FAIL" },
+                c.top_overlap
+                    .map_or(String::new(), |o| format!(" (top 5 %: {:.0} %)", 100.0 * o))
             ));
         }
         if !self.end_to_end.is_empty() {
@@ -277,12 +363,16 @@ impl VerifyReport {
 /// Verifies `device` against the CPU reference on `input` `(N, S, S, 3)` (pre-processed).
 pub fn verify<B: Backend>(
     model: &Model,
-    device: B,
+    mut device: B,
     cpu: CpuBackend,
     input: &[f32],
     options: &VerifyOptions,
 ) -> Result<VerifyReport> {
     let device_name = device.name();
+    let notes: Vec<String> = device
+        .set_precision(options.precision)
+        .into_iter()
+        .collect();
     let layers = if options.layers {
         verify_layers(model, &device, &cpu, input, options.bound)?
     } else {
@@ -347,6 +437,7 @@ pub fn verify<B: Backend>(
             let what = format!("{preset} {method}");
             let compare = |got: &[f32]| {
                 Comparison::signed_maps(&what, got, &want, terms.as_deref(), map, options.bound)
+                    .with_overlap(got, &want, method.channels(), map)
             };
             methods.push(compare(&got));
             let spread = compare(&spread).rel_l2;
@@ -355,6 +446,8 @@ pub fn verify<B: Backend>(
     }
     Ok(VerifyReport {
         device: device_name,
+        precision: options.precision.to_string(),
+        notes,
         model: model.name.clone(),
         images: fd.n,
         input_side: model.input_side,
@@ -480,6 +573,16 @@ fn verify_layers<B: Backend>(
                     bound,
                 ));
                 if i > 0 {
+                    let (bias, stab) = (BiasMode::Positive, Stabilizer::Epsilon(1e-6));
+                    let (_, qc) = cpu.conv3x3_dual(s, &x, &wc, bias, stab)?;
+                    let (_, qd) = dev.conv3x3_dual(s, &xd, &wd, bias, stab)?;
+                    out.push(Comparison::maps(
+                        format!("{name} fused q"),
+                        &dev.download(&qd)?,
+                        &qc,
+                        map,
+                        bound,
+                    ));
                     let r = signed(i as u64, s.output_len());
                     let rd = dev.upload(&r)?;
                     let set = WeightSet::Positive;
@@ -556,6 +659,16 @@ fn verify_layers<B: Backend>(
                     s.outputs,
                     bound,
                 ));
+                let (bias, fused_stab) = (BiasMode::Positive, Stabilizer::Epsilon(1e-6));
+                let (_, qc) = cpu.dense_dual(s, &x, &wc, relu, bias, fused_stab)?;
+                let (_, qd) = dev.dense_dual(s, &xd, &wd, relu, bias, fused_stab)?;
+                out.push(Comparison::maps(
+                    format!("{name} fused q"),
+                    &dev.download(&qd)?,
+                    &qc,
+                    s.outputs,
+                    bound,
+                ));
                 let r = signed(i as u64, n * s.outputs);
                 let rd = dev.upload(&r)?;
                 let qc = cpu.dense_quotient(s, 1, &x, &wc, BiasMode::None, stab, &r)?;
@@ -602,6 +715,8 @@ mod tests {
     fn merge_keeps_the_worst_of_each_comparison() {
         let report = |images, layer, method, own: f64| VerifyReport {
             device: "cuda:0".into(),
+            precision: "f32".into(),
+            notes: Vec::new(),
             model: "m".into(),
             images,
             input_side: 32,
@@ -656,5 +771,31 @@ mod tests {
         // ratio ΣT/ΣO = 1: T − O = [1, −1], T + O = [3, 5].
         assert_eq!(add_scaled(target.clone(), &others), vec![3.0, 5.0]);
         assert_eq!(add_scaled(target.clone(), &[0.0, 0.0]), target);
+    }
+
+    #[test]
+    fn top_overlap_counts_the_shared_top_pixels_and_forgives_ties_within_the_bound() {
+        // 40 pixels of one channel: the top 5 % are 2 pixels.
+        let want: Vec<f32> = (0..40).map(|i| i as f32).collect();
+        assert_eq!(top_overlap(&want, &want, 1, F32_BOUND), 1.0);
+        // got's top two are 39 and 0: one of two is among want's top.
+        let mut got = want.clone();
+        got[0] = 100.0;
+        got[38] = 0.0;
+        assert_eq!(top_overlap(&got, &want, 1, F32_BOUND), 0.5);
+        // Two pixels that tie within the bound may swap places.
+        let mut close = want.clone();
+        close[37] = 38.0 - 1e-3;
+        let mut swapped = close.clone();
+        swapped.swap(37, 38);
+        assert_eq!(top_overlap(&swapped, &close, 1, 1e-4), 1.0);
+        assert_eq!(top_overlap(&swapped, &close, 1, 1e-7), 0.5);
+        // Channels are summed into the positive heatmap: (2, 1, 40) maps.
+        let two: Vec<f32> = want.iter().chain(&want).copied().collect();
+        assert_eq!(top_overlap(&two, &two, 2, F32_BOUND), 1.0);
+        let c = Comparison::maps("m", &got, &want, 40, 1e-3).with_overlap(&got, &want, 1, 40);
+        assert!(!c.pass && c.top_overlap == Some(0.5), "{c:?}");
+        let c = Comparison::maps("m", &want, &want, 40, 1e-3).with_overlap(&want, &want, 1, 40);
+        assert!(c.pass && c.top_overlap == Some(1.0), "{c:?}");
     }
 }

@@ -72,6 +72,50 @@ fn zbox_ends_match_the_cpu() {
 }
 
 #[test]
+fn dual_forwards_match_the_cpu() {
+    twins::dual(&emu::backend(), SEED + 10);
+}
+
+#[test]
+fn dual_forwards_v1_match_the_cpu() {
+    let mut b = emu::backend();
+    b.set_direct(true);
+    twins::dual(&b, SEED + 10);
+    assert!(b.device().launches.borrow().contains(&"conv3x3_dual_v1"));
+}
+
+#[test]
+fn scaled_routing_and_heads_match_the_cpu() {
+    twins::scaled(&emu::backend(), SEED + 11);
+}
+
+#[test]
+fn the_fused_pass_matches_the_per_op_cpu_pass() {
+    for (seed, pool_first) in [(SEED + 12, false), (SEED + 13, true)] {
+        let model = twins::random_model(seed, pool_first);
+        twins::fused_network(emu::backend(), &model, seed, twins::BOUND);
+    }
+}
+
+#[test]
+fn the_fused_pass_launches_no_quotient_kernel() {
+    let model = twins::random_model(SEED + 14, false);
+    let net = Network::new(emu::backend(), &model).unwrap();
+    let x = vec![0.5; model.input_side * model.input_side * 3];
+    net.explain_each(
+        &x,
+        &[Request::new(Method::Sglrp, Target::Rank(1))],
+        Preset::Zennit,
+    )
+    .unwrap();
+    let launches = net.backend().device().launches.borrow().clone();
+    assert!(launches.contains(&"conv3x3_dual") && launches.contains(&"dense_dual"));
+    // The first conv's z^B rule keeps its quotient; no other layer has one.
+    let quotients = launches.iter().filter(|k| k.contains("quotient")).count();
+    assert_eq!(quotients, 1, "{launches:?}");
+}
+
+#[test]
 fn shape_errors_are_errors() {
     twins::shape_errors(&emu::backend());
 }

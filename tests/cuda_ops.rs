@@ -15,15 +15,17 @@ use sglrp::model::Model;
 const SEED: u64 = 0xc0da_0005;
 
 /// The kernel entry points the launchers call.
-const ENTRIES: [&str; 17] = [
+const ENTRIES: [&str; 19] = [
     "conv3x3_forward",
     "conv3x3_forward_v1",
     "conv_quotient",
     "conv_quotient_v1",
     "conv_transpose",
     "conv_transpose_v1",
-    "dense_forward",
-    "dense_quotient",
+    "dense_forward_partial",
+    "dense_forward_reduce",
+    "dense_quotient_partial",
+    "dense_quotient_reduce",
     "dense_transpose_partial",
     "dense_transpose_reduce",
     "maxpool_forward",

@@ -11,8 +11,60 @@ pub mod cpu;
 pub mod cuda;
 pub mod open;
 
+use std::fmt;
+use std::str::FromStr;
+
 use crate::error::Result;
 use crate::model::{ConvParams, DenseParams};
+
+/// The arithmetic a backend's kernels use (docs/numerics.md §Bounds). `F32` is f32-accurate;
+/// `Tf32` and `Bf16` trade accuracy for tensor-core throughput. The CPU reference always
+/// computes in f32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    #[default]
+    F32,
+    Tf32,
+    Bf16,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 3] = [Precision::F32, Precision::Tf32, Precision::Bf16];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+
+    /// The relative-L2 bound of a map against the CPU reference at this precision (κ-scaled for
+    /// cancelling maps): f32 1e-4, tf32 1e-2, bf16 3e-2.
+    pub fn bound(self) -> f64 {
+        match self {
+            Precision::F32 => 1e-4,
+            Precision::Tf32 => 1e-2,
+            Precision::Bf16 => 3e-2,
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Precision {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Precision::ALL
+            .into_iter()
+            .find(|p| p.name() == s.to_ascii_lowercase())
+            .ok_or_else(|| format!("unknown precision `{s}` (expected f32, tf32 or bf16)"))
+    }
+}
 
 /// Shape of a 3×3, stride-1, pad-1 convolution over `n` images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -166,6 +218,13 @@ pub trait Backend {
     /// A short name for messages: `cpu`, `cuda:0`.
     fn name(&self) -> String;
 
+    /// Asks for the arithmetic of the following ops. Returns a note for the user when the
+    /// backend cannot honour it (the CPU reference computes in f32 and says so once).
+    fn set_precision(&mut self, precision: Precision) -> Option<String>;
+
+    /// The arithmetic the ops run in now.
+    fn precision(&self) -> Precision;
+
     /// Opens the range `name` (`forward/conv3_2`, …) until the returned guard drops: a label for
     /// profilers and per-layer timers. Does nothing unless a backend says otherwise.
     fn range(&self, name: &str) -> Range<'_> {
@@ -251,6 +310,53 @@ pub trait Backend {
         w: &Self::Dense,
         set: WeightSet,
         act: Option<&Self::Buf>,
+    ) -> Result<Self::Buf>;
+
+    /// The fused forward of a conv layer (docs/method.md §Rules, the fused z⁺ pass): from one pass
+    /// over x, `a′ = relu(conv3x3(x, W) + b)` and `q = a′ / stab(conv3x3(x, W⁺) + β)`.
+    /// x `(N, H, W, Cin)` → (a′, q), each `(N, H, W, Cout)`.
+    fn conv3x3_dual(
+        &self,
+        s: ConvShape,
+        x: &Self::Buf,
+        w: &Self::Conv,
+        bias: BiasMode,
+        stab: Stabilizer,
+    ) -> Result<(Self::Buf, Self::Buf)>;
+
+    /// Dense twin of [`Backend::conv3x3_dual`]: `a′ = W x + b` (ReLU when `relu`) and
+    /// `q = a′ / stab(W⁺ x + β)`; without ReLU (the logits) `q = 1 / stab(W⁺ x + β)`.
+    /// x `(N, in)` → (a′, q), each `(N, out)`.
+    fn dense_dual(
+        &self,
+        s: DenseShape,
+        x: &Self::Buf,
+        w: &Self::Dense,
+        relu: bool,
+        bias: BiasMode,
+        stab: Stabilizer,
+    ) -> Result<(Self::Buf, Self::Buf)>;
+
+    /// [`Backend::maxpool_route`] times `m`, a map of the pool's input per image: the value
+    /// routed to position p of row r is multiplied by `m[r / K][p]`.
+    /// c `(N·K, H/2, W/2, C)`, m `(N, H, W, C)` → `(N·K, H, W, C)`.
+    fn maxpool_route_scaled(
+        &self,
+        s: PoolShape,
+        heads: usize,
+        c: &Self::Buf,
+        argmax: &Self::Index,
+        m: &Self::Buf,
+    ) -> Result<Self::Buf>;
+
+    /// `r ⊙ m` per image: row `r` of the `n·K` maps is multiplied by map `r / K` of `m`.
+    /// r `(N·K, map)`, m `(N, map)` → `(N·K, map)`.
+    fn scale_heads(
+        &self,
+        n: usize,
+        heads: usize,
+        r: &Self::Buf,
+        m: &Self::Buf,
     ) -> Result<Self::Buf>;
 
     /// Max-pool routing: each output's relevance (or gradient) goes wholly to its argmax.

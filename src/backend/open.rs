@@ -6,9 +6,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::Backend;
 use super::cpu::CpuBackend;
 use super::cuda::{self, CudaBackend};
+use super::{Backend, Precision};
 
 /// Where to run, as the user asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -179,6 +179,14 @@ impl Opened {
             DeviceId::Cuda(n) => CudaBackend::new(n)
                 .map(Opened::Cuda)
                 .map_err(|e| format!("--device cuda:{n}: {e}; use --device cpu (or auto)")),
+        }
+    }
+
+    /// Asks the backend for `precision`; its note when it cannot honour it.
+    pub fn set_precision(&mut self, precision: Precision) -> Option<String> {
+        match self {
+            Opened::Cpu(cpu) => cpu.set_precision(precision),
+            Opened::Cuda(gpu) => gpu.set_precision(precision),
         }
     }
 

@@ -41,7 +41,7 @@ pub fn run(args: BenchArgs) -> u8 {
         report(e);
         return EXIT_USAGE;
     }
-    let devices = match Devices::open(&args.device, args.threads) {
+    let devices = match Devices::open(&args.device, args.threads, args.precision) {
         Ok(d) => d,
         Err(e) => {
             report(e);

@@ -22,7 +22,8 @@ pub fn run(args: ClassifyArgs) -> u8 {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let devices = match Devices::open(&args.model.device, args.model.threads) {
+    let devices = match Devices::open(&args.model.device, args.model.threads, args.model.precision)
+    {
         Ok(d) => d,
         Err(e) => {
             report(e);

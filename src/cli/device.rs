@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 
+use sglrp::backend::Precision;
 use sglrp::backend::cpu::CpuBackend;
 use sglrp::backend::cuda::CudaBackend;
 use sglrp::backend::open::{Caps, DeviceId, OnBackend, Opened};
@@ -65,8 +66,13 @@ pub struct Devices {
 }
 
 impl Devices {
-    /// Opens the devices of `device`, or says in one line why they cannot be had.
-    pub fn open(device: &Device, threads: Option<u16>) -> Result<Devices, String> {
+    /// Opens the devices of `device` at `precision`, or says in one line why they cannot be
+    /// had. What a backend says of the precision (the CPU ignores it) is printed once.
+    pub fn open(
+        device: &Device,
+        threads: Option<u16>,
+        precision: Precision,
+    ) -> Result<Devices, String> {
         let threads = check_threads(threads)?;
         if let Some(n) = threads {
             let _ = rayon::ThreadPoolBuilder::new()
@@ -86,6 +92,14 @@ impl Devices {
                 }
                 (Err(why), _) => return Err(why),
             }
+        }
+        let mut notes: Vec<String> = opened
+            .iter_mut()
+            .filter_map(|d| d.set_precision(precision))
+            .collect();
+        notes.dedup();
+        for note in notes {
+            eprintln!("note: {note}");
         }
         let caps = opened[0].caps();
         let names = opened.iter().map(|d| d.caps().name).collect();

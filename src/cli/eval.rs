@@ -72,7 +72,8 @@ pub fn run(args: EvalArgs) -> u8 {
     for warning in &dataset.warnings {
         eprintln!("warning: {warning}");
     }
-    let devices = match Devices::open(&args.model.device, args.model.threads) {
+    let devices = match Devices::open(&args.model.device, args.model.threads, args.model.precision)
+    {
         Ok(d) => d,
         Err(e) => {
             report(e);

@@ -127,7 +127,8 @@ pub fn run(args: ExplainArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let devices = match Devices::open(&args.model.device, args.model.threads) {
+    let devices = match Devices::open(&args.model.device, args.model.threads, args.model.precision)
+    {
         Ok(d) => d,
         Err(e) => {
             report(e);

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sglrp::backend::Precision;
 use sglrp::cluster::Shard;
 use sglrp::explain::Preset;
 use sglrp::heatmap::HeatmapKind;
@@ -98,6 +99,11 @@ struct ModelArgs {
     /// cuda:0,1,3 or cuda:all (one worker per GPU).
     #[arg(long, default_value = "auto", value_name = "DEVICE")]
     device: Device,
+
+    /// Kernel arithmetic on a GPU: f32 (f32-accurate), tf32 or bf16 (tensor cores, looser
+    /// bounds, docs/numerics.md). The CPU computes in f32 whatever is asked.
+    #[arg(long, default_value = "f32", value_name = "PRECISION")]
+    precision: Precision,
 
     /// CPU worker threads (default: one per core; at most 4 per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -392,6 +398,11 @@ struct BenchArgs {
     /// a temporary folder) and print images/s end to end beside the kernel-only figure.
     #[arg(long, value_name = "DIR")]
     end_to_end: Option<PathBuf>,
+
+    /// Kernel arithmetic on a GPU: f32 (f32-accurate), tf32 or bf16 (tensor cores, looser
+    /// bounds, docs/numerics.md). The CPU computes in f32 whatever is asked.
+    #[arg(long, default_value = "f32", value_name = "PRECISION")]
+    precision: Precision,
 
     /// Batch sizes to time (comma-separated or repeated).
     #[arg(long, value_delimiter = ',', default_value = "1,8,32", value_name = "N",

@@ -80,7 +80,7 @@ pub fn run(args: VerifyArgs) -> u8 {
         },
         methods: unique(&args.method).iter().map(|m| m.method()).collect(),
         layers: !args.no_layers,
-        ..VerifyOptions::default()
+        ..VerifyOptions::for_precision(args.model.precision)
     };
     let max_pixels = (args.max_megapixels * 1e6).max(1.0) as u64;
     let (total, unread) = match compare_all(

@@ -94,7 +94,7 @@ pub fn evaluate<B: Backend>(
         .iter()
         .flat_map(|im| im.input.iter().copied())
         .collect();
-    let fwd = net.forward(&input)?;
+    let fwd = net.forward_for(&input, cfg.preset)?;
     let requests: Vec<Vec<Request>> = images
         .iter()
         .map(|im| {

@@ -11,7 +11,7 @@ mod preset;
 pub use baselines::{grad_cam, random_map, upsample};
 pub use head::{head, innvestigate_combine, innvestigate_heads, softmax};
 pub use method::Method;
-pub use network::{Forward, ModelInfo, Network, Rule};
+pub use network::{Formulation, Forward, ModelInfo, Network, Rule};
 pub use preset::Preset;
 
 use crate::backend::{Backend, Mask};
@@ -90,7 +90,7 @@ impl<B: Backend> Network<B> {
         requests: &[Vec<Request>],
         preset: Preset,
     ) -> Result<Vec<ImageResult>> {
-        let fwd = self.forward(input)?;
+        let fwd = self.forward_for(input, preset)?;
         self.explain_forward(&fwd, requests, preset)
     }
 

@@ -43,6 +43,29 @@ pub struct Forward<B: Backend> {
     x: B::Buf,                     // (N, S, S, 3)
     outputs: Vec<Option<B::Buf>>,  // per layer, its output; `None` for flatten (same buffer)
     argmax: Vec<Option<B::Index>>, // per pool layer
+    /// The fused pass's quotients, for one preset: per conv (but the first) and dense layer,
+    /// `q = a′ / stab(z⁺)` (docs/method.md §Rules).
+    quotients: Option<Quotients<B>>,
+}
+
+/// Per layer, `q = a′ / stab(z⁺)` of a preset's bias mode and stabiliser (`None` for pools,
+/// flatten and the first conv, whose z^B rule needs no q).
+struct Quotients<B: Backend> {
+    preset: Preset,
+    q: Vec<Option<B::Buf>>,
+}
+
+/// How the relevance rule's backward pass is computed (both equal docs/method.md §Rules in exact
+/// arithmetic).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Formulation {
+    /// The forward pass stores `q = a′ / stab(z⁺)` beside each output, and each layer's backward
+    /// is one transposed W⁺ product whose epilogue multiplies by the q below.
+    #[default]
+    Fused,
+    /// The readable per-op pass: the quotient convolution, then the transposed one times the
+    /// activation. The oracle the fused pass is checked against.
+    Reference,
 }
 
 impl<B: Backend> Forward<B> {
@@ -75,6 +98,7 @@ pub struct Network<B: Backend> {
     zbox_bounds: Vec<f32>,
     /// The conv layer whose ReLU output Grad-CAM uses (default: the last conv).
     cam_layer: usize,
+    formulation: Formulation,
 }
 
 impl<B: Backend> Network<B> {
@@ -119,7 +143,17 @@ impl<B: Backend> Network<B> {
             zbox,
             zbox_bounds,
             cam_layer,
+            formulation: Formulation::Fused,
         })
+    }
+
+    /// Chooses how the relevance pass is computed (default: [`Formulation::Fused`]).
+    pub fn set_formulation(&mut self, formulation: Formulation) {
+        self.formulation = formulation;
+    }
+
+    pub fn formulation(&self) -> Formulation {
+        self.formulation
     }
 
     /// Chooses Grad-CAM's layer by name (`conv5_3`, see [`ModelInfo::layer_names`]).
@@ -168,12 +202,29 @@ impl<B: Backend> Network<B> {
         &self.backend
     }
 
+    /// The backend, to change its settings ([`Backend::set_precision`]).
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
     pub fn num_classes(&self) -> usize {
         self.info.classes.len()
     }
 
     /// The forward pass over `input`, `(N, S, S, 3)` pre-processed.
     pub fn forward(&self, input: &[f32]) -> Result<Forward<B>> {
+        self.forward_with(input, None)
+    }
+
+    /// The forward pass that also stores the fused relevance pass's quotients for `preset`
+    /// (when the network uses [`Formulation::Fused`]): each conv and dense layer computes its
+    /// output and `q` in one kernel.
+    pub fn forward_for(&self, input: &[f32], preset: Preset) -> Result<Forward<B>> {
+        let fused = self.formulation == Formulation::Fused;
+        self.forward_with(input, fused.then_some(preset))
+    }
+
+    fn forward_with(&self, input: &[f32], preset: Option<Preset>) -> Result<Forward<B>> {
         let per_image = self.info.input_len();
         if input.is_empty() || !input.len().is_multiple_of(per_image) {
             return Err(Error::Request(format!(
@@ -193,12 +244,23 @@ impl<B: Backend> Network<B> {
         let x = b.upload(input)?;
         let mut outputs: Vec<Option<B::Buf>> = Vec::with_capacity(self.layers.len());
         let mut argmax = Vec::with_capacity(self.layers.len());
+        let mut q = Vec::with_capacity(self.layers.len());
         for i in 0..self.layers.len() {
             let _range = b.range(&format!("forward/{}", self.info.layer_names[i]));
             let current = last_output(&outputs).unwrap_or(&x);
-            let (out, idx) = self.run_layer(i, n, self.info.dims[i].0, current)?;
+            let (out, idx, qi) = match preset {
+                Some(p) if self.has_quotient(i) => {
+                    let (y, qi) = self.run_dual(i, n, current, p)?;
+                    (Some(y), None, Some(qi))
+                }
+                _ => {
+                    let (out, idx) = self.run_layer(i, n, self.info.dims[i].0, current)?;
+                    (out, idx, None)
+                }
+            };
             outputs.push(out);
             argmax.push(idx);
+            q.push(qi);
         }
         let logits = b.download(last_output(&outputs).expect("the last layer is dense"))?;
         Ok(Forward {
@@ -208,7 +270,51 @@ impl<B: Backend> Network<B> {
             x,
             outputs,
             argmax,
+            quotients: preset.map(|preset| Quotients { preset, q }),
         })
+    }
+
+    /// Whether layer `i` has a quotient in the fused pass: every conv but the first (z^B), and
+    /// every dense layer.
+    fn has_quotient(&self, i: usize) -> bool {
+        match self.layers[i] {
+            Prepared::Conv(_) => i > 0,
+            Prepared::Dense(_) => true,
+            Prepared::Pool | Prepared::Flatten => false,
+        }
+    }
+
+    /// The dual forward of conv or dense layer `i` over its input `x`: (a′, q) for `preset`.
+    fn run_dual(&self, i: usize, n: usize, x: &B::Buf, preset: Preset) -> Result<(B::Buf, B::Buf)> {
+        let b = &self.backend;
+        let (input, output) = self.info.dims[i];
+        let (bias, stab) = (preset.bias(), preset.stabilizer());
+        match &self.layers[i] {
+            Prepared::Conv(w) => b.conv3x3_dual(conv_shape(n, input, output), x, w, bias, stab),
+            Prepared::Dense(w) => {
+                let relu = i + 1 < self.layers.len();
+                b.dense_dual(dense_shape(n, input, output), x, w, relu, bias, stab)
+            }
+            Prepared::Pool | Prepared::Flatten => unreachable!("has_quotient() is false"),
+        }
+    }
+
+    /// The quotients of `preset` for a forward pass that lacks them: each layer's dual forward
+    /// again from its stored input (its a′ equals the stored output and is dropped).
+    fn quotients(&self, fwd: &Forward<B>, preset: Preset) -> Result<Vec<Option<B::Buf>>> {
+        (0..self.layers.len())
+            .map(|i| {
+                if !self.has_quotient(i) {
+                    return Ok(None);
+                }
+                let _range = self
+                    .backend
+                    .range(&format!("quotient/{}", self.info.layer_names[i]));
+                Ok(Some(
+                    self.run_dual(i, fwd.n, self.activation(fwd, i), preset)?.1,
+                ))
+            })
+            .collect()
     }
 
     /// Takes over a forward pass that `source` (the same model on another backend) made: every
@@ -236,6 +342,19 @@ impl<B: Backend> Network<B> {
             outputs.push(out);
             argmax.push(idx);
         }
+        let quotients = match &fwd.quotients {
+            Some(q) => Some(Quotients {
+                preset: q.preset,
+                q: q.q
+                    .iter()
+                    .map(|qi| match qi {
+                        Some(qi) => Ok(Some(b.upload(&source.backend.download(qi)?)?)),
+                        None => Ok(None),
+                    })
+                    .collect::<Result<_>>()?,
+            }),
+            None => None,
+        };
         Ok(Forward {
             n: fwd.n,
             logits: fwd.logits.clone(),
@@ -243,6 +362,7 @@ impl<B: Backend> Network<B> {
             x,
             outputs,
             argmax,
+            quotients,
         })
     }
 
@@ -298,6 +418,9 @@ impl<B: Backend> Network<B> {
                 fwd.n,
                 head_values.len()
             )));
+        }
+        if let (Rule::Relevance(preset), Formulation::Fused) = (rule, self.formulation) {
+            return self.fused_relevance(fwd, heads, head_values, preset, stop);
         }
         let b = &self.backend;
         let n = fwd.n;
@@ -366,6 +489,97 @@ impl<B: Backend> Network<B> {
             };
         }
         b.download(&r)
+    }
+
+    /// The relevance pass of the fused formulation (docs/method.md §Rules): with
+    /// `q = a′ / stab(z⁺)` stored per layer, the quotient of a layer is `s = q ⊙ c`, where `c` is
+    /// the transposed W⁺ product of the layer above (routed through the pools between), and the
+    /// top one is `head ⊙ q_top`. Each multiplication by q happens in the op that makes `c`: the
+    /// transposed product's epilogue, or the pool's routing. At the first conv the z^B rule takes
+    /// `R = a′₁ ⊙ c`, and relevance at an intermediate layer is `a ⊙ c` there.
+    fn fused_relevance(
+        &self,
+        fwd: &Forward<B>,
+        heads: usize,
+        head_values: &[f32],
+        preset: Preset,
+        stop: usize,
+    ) -> Result<Vec<f32>> {
+        let b = &self.backend;
+        let n = fwd.n;
+        let computed;
+        let q: &[Option<B::Buf>] = match &fwd.quotients {
+            Some(q)
+                if q.preset.bias() == preset.bias()
+                    && q.preset.stabilizer() == preset.stabilizer() =>
+            {
+                &q.q
+            }
+            _ => {
+                computed = self.quotients(fwd, preset)?;
+                &computed
+            }
+        };
+        let layers = self.layers.len();
+        let mut c = b.upload(head_values)?;
+        if stop == layers {
+            return b.download(&c);
+        }
+        if let Some(m) = self.multiplier(fwd, q, layers, stop) {
+            c = b.scale_heads(n, heads, &c, m)?;
+        }
+        for i in (stop..layers).rev() {
+            let _range = b.range(&format!("relevance/{}", self.info.layer_names[i]));
+            let (input_dims, output_dims) = self.info.dims[i];
+            c = match &self.layers[i] {
+                Prepared::Flatten => c,
+                Prepared::Pool => {
+                    let idx = fwd.argmax[i].as_ref().expect("pools record their argmax");
+                    let s = pool_shape(n, input_dims);
+                    match self.multiplier(fwd, q, i, stop) {
+                        Some(m) => b.maxpool_route_scaled(s, heads, &c, idx, m)?,
+                        None => b.maxpool_route(s, heads, &c, idx)?,
+                    }
+                }
+                Prepared::Dense(w) => {
+                    let s = dense_shape(n, input_dims, output_dims);
+                    let m = self.multiplier(fwd, q, i, stop);
+                    b.dense_transpose(s, heads, &c, w, WeightSet::Positive, m)?
+                }
+                Prepared::Conv(_) if i == 0 => {
+                    return self.zbox_relevance(fwd, heads, &c, preset);
+                }
+                Prepared::Conv(w) => {
+                    let s = conv_shape(n, input_dims, output_dims);
+                    let m = self.multiplier(fwd, q, i, stop);
+                    b.conv_transpose(s, heads, &c, w, WeightSet::Positive, m)?
+                }
+            };
+        }
+        b.download(&c)
+    }
+
+    /// What the product `c` arriving at the input of layer `at` is multiplied by in the fused
+    /// pass: the activation there when the pass stops there (`R = a ⊙ c`) or the layer below is
+    /// the first conv (its z^B rule takes R); the q of the conv or dense layer below; through a
+    /// flatten, what is below it; `None` below a pool, whose routing multiplies instead.
+    fn multiplier<'f>(
+        &self,
+        fwd: &'f Forward<B>,
+        q: &'f [Option<B::Buf>],
+        at: usize,
+        stop: usize,
+    ) -> Option<&'f B::Buf> {
+        if at == stop {
+            return Some(self.activation(fwd, at));
+        }
+        let below = at - 1;
+        match self.layers[below] {
+            Prepared::Flatten => self.multiplier(fwd, q, below, stop),
+            Prepared::Pool => None,
+            Prepared::Conv(_) if below == 0 => fwd.outputs[0].as_ref(),
+            Prepared::Conv(_) | Prepared::Dense(_) => q[below].as_ref(),
+        }
     }
 
     /// The z^B rule on the first conv, as one z⁺-shaped pass over the doubled input

@@ -4,7 +4,10 @@
 // one OS thread: __syncthreads parks a fiber until every live fiber of the block is parked there
 // (threads that returned no longer count, as on the GPU), and __shfl_xor_sync passes values
 // through an exchange buffer between two yields, which is exact when a whole warp takes the same
-// path (the kernels' shuffles are warp-uniform). Because one block runs at a time, `__shared__`
+// path (the kernels' shuffles are warp-uniform). Warps run one at a time, each as far as it can
+// go before the next starts (to a barrier or its end): a warp that reads shared memory another
+// warp has not written yet, for want of a barrier, reads what was there before (NaN, for the
+// dynamic shared memory of mma_emu.hpp), so missing barriers show in the results. Because one block runs at a time, `__shared__`
 // can be `static`. This checks indexing, bounds, tiling, barriers and epilogues of the real kernel
 // sources; it says nothing about speed, and nothing about what only hardware does (memory
 // ordering without barriers, occupancy, PTX itself).
@@ -76,6 +79,8 @@ inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
     return other;
 }
 
+#include "mma_emu.hpp"
+
 inline void emu_fiber_main() {
     (*emu_block->kernel)();
     emu_block->current->state = FiberState::Done;
@@ -83,8 +88,9 @@ inline void emu_fiber_main() {
 }
 
 // Runs `kernel()` over the grid, block after block, blockDim.x·y·z fibers per block.
+// `shared_bytes`: the launch's dynamic shared memory.
 template <typename F>
-void emu_run(dim3 grid, dim3 block, F&& kernel) {
+void emu_run(dim3 grid, dim3 block, F&& kernel, unsigned shared_bytes = 0) {
     constexpr size_t stack_bytes = 256 * 1024;
     const unsigned threads = block.x * block.y * block.z;
     EmuBlock state;
@@ -94,12 +100,14 @@ void emu_run(dim3 grid, dim3 block, F&& kernel) {
     state.exchange.assign(threads, 0.0f);
     for (unsigned t = 0; t < threads; ++t) state.stacks.emplace_back(new char[stack_bytes]);
     emu_block = &state;
+    emu_mma.dynamic_bytes = shared_bytes;
     blockDim = block;
     gridDim = grid;
     for (unsigned bz = 0; bz < grid.z; ++bz)
         for (unsigned by = 0; by < grid.y; ++by)
             for (unsigned bx = 0; bx < grid.x; ++bx) {
                 blockIdx = {bx, by, bz};
+                emu_block_start(threads);
                 for (unsigned t = 0; t < threads; ++t) {
                     Fiber& f = state.fibers[t];
                     f.state = FiberState::Ready;
@@ -111,15 +119,21 @@ void emu_run(dim3 grid, dim3 block, F&& kernel) {
                     makecontext(&f.context, emu_fiber_main, 0);
                 }
                 for (;;) {
-                    bool ran = false;
-                    for (auto& f : state.fibers) {
-                        if (f.state != FiberState::Ready) continue;
-                        ran = true;
-                        state.current = &f;
-                        threadIdx = f.index;
-                        swapcontext(&state.scheduler, &f.context);
+                    // Each warp in turn, round after round, until none of its fibers is ready.
+                    for (unsigned w0 = 0; w0 < threads; w0 += 32) {
+                        const unsigned w1 = std::min(threads, w0 + 32);
+                        for (bool ran = true; ran;) {
+                            ran = false;
+                            for (unsigned t = w0; t < w1; ++t) {
+                                Fiber& f = state.fibers[t];
+                                if (f.state != FiberState::Ready) continue;
+                                ran = true;
+                                state.current = &f;
+                                threadIdx = f.index;
+                                swapcontext(&state.scheduler, &f.context);
+                            }
+                        }
                     }
-                    if (ran) continue;
                     bool waiting = false;
                     for (auto& f : state.fibers) {
                         if (f.state == FiberState::AtBarrier) {

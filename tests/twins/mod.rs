@@ -410,7 +410,7 @@ pub fn network<B: Backend>(
         methods: Method::PAPER.to_vec(),
         targets: vec![Target::Rank(1), Target::Rank(2), Target::Class(3)],
         layers: false,
-        bound: BOUND,
+        ..VerifyOptions::default()
     };
     let report = verify(model, b, cpu(), &x, &options).unwrap();
     assert!(
@@ -463,5 +463,222 @@ pub fn gradients<B: Backend>(b: B, model: &sglrp::model::Model, images: usize, s
             .backward(&fc, 2, &heads, Rule::Gradient(mask), 0)
             .unwrap();
         assert_close(&format!("{} gradient {mask:?}", model.name), seed, &gd, &gc);
+    }
+}
+
+/// The dual forwards (a′ and q = a′ / stab(z⁺)) against the CPU, for every bias mode and
+/// stabiliser; the CPU twin itself against its per-op composition (the forward, then the quotient
+/// of a′ by the same denominator), bit for bit.
+pub fn dual<B: Backend>(b: &B, seed: u64) {
+    let c = cpu();
+    let modes = [BiasMode::None, BiasMode::Positive, BiasMode::Full];
+    let stabs = [Stabilizer::Epsilon(1e-6), Stabilizer::ZeroTo(1e-7)];
+    for (i, s) in CONV_SHAPES.into_iter().enumerate() {
+        let mut rng = Rng::new(seed + i as u64);
+        let p = conv_params(&mut rng, s.cin, s.cout);
+        let x = rng.vec(s.input_len(), 0.0, 1.0);
+        let (cw, bw) = (c.prepare_conv(&p).unwrap(), b.prepare_conv(&p).unwrap());
+        let dx = b.upload(&x).unwrap();
+        for bias in modes {
+            for stab in stabs {
+                let case = format!("conv3x3_dual {s:?} {bias:?} {stab:?}");
+                let (y, q) = c.conv3x3_dual(s, &x, &cw, bias, stab).unwrap();
+                assert_eq!(y, c.conv3x3_forward(s, &x, &cw).unwrap(), "{case}");
+                let per_op = c
+                    .conv_quotient(s, 1, &x, &cw, WeightSet::Positive, bias, stab, &y)
+                    .unwrap();
+                assert_eq!(q, per_op, "{case}: CPU twin against its composition");
+                let (dy, dq) = b.conv3x3_dual(s, &dx, &bw, bias, stab).unwrap();
+                assert_close(&case, seed, &b.download(&dy).unwrap(), &y);
+                assert_close(&case, seed, &b.download(&dq).unwrap(), &q);
+            }
+        }
+    }
+    for (i, s) in DENSE_SHAPES.into_iter().enumerate() {
+        let mut rng = Rng::new(seed + 100 + i as u64);
+        let p = dense_params(&mut rng, s);
+        let (cw, bw) = (c.prepare_dense(&p).unwrap(), b.prepare_dense(&p).unwrap());
+        let x = rng.vec(s.n * s.inputs, 0.0, 1.0);
+        let dx = b.upload(&x).unwrap();
+        for relu in [true, false] {
+            for bias in modes {
+                for stab in stabs {
+                    let case = format!("dense_dual {s:?} relu {relu} {bias:?} {stab:?}");
+                    let (y, q) = c.dense_dual(s, &x, &cw, relu, bias, stab).unwrap();
+                    assert_eq!(y, c.dense_forward(s, &x, &cw, relu).unwrap(), "{case}");
+                    let numerator = if relu { y.clone() } else { vec![1.0; y.len()] };
+                    let per_op = c
+                        .dense_quotient(s, 1, &x, &cw, bias, stab, &numerator)
+                        .unwrap();
+                    assert_eq!(q, per_op, "{case}: CPU twin against its composition");
+                    let (dy, dq) = b.dense_dual(s, &dx, &bw, relu, bias, stab).unwrap();
+                    assert_close(&case, seed, &b.download(&dy).unwrap(), &y);
+                    assert_close(&case, seed, &b.download(&dq).unwrap(), &q);
+                }
+            }
+        }
+    }
+}
+
+/// The multiplications of the fused pass, bit for bit (one product per value on both
+/// backends): routing times a map of the pool's input, and heads times their image's map; the
+/// CPU twins against routing then multiplying by hand.
+pub fn scaled<B: Backend>(b: &B, seed: u64) {
+    let c = cpu();
+    for (i, s) in POOL_SHAPES.into_iter().enumerate() {
+        let mut rng = Rng::new(seed + i as u64);
+        let x: Vec<f32> = rng
+            .vec(s.input_len(), 0.0, 4.0)
+            .into_iter()
+            .map(f32::floor)
+            .collect();
+        let m = rng.vec(s.input_len(), -2.0, 2.0);
+        let (_, idx) = c.maxpool_forward(s, &x).unwrap();
+        let (_, didx) = b.maxpool_forward(s, &b.upload(&x).unwrap()).unwrap();
+        let dm = b.upload(&m).unwrap();
+        let map = s.input_len() / s.n;
+        for heads in HEADS {
+            let r = rng.vec(s.output_len() * heads, -1.0, 1.0);
+            let routed = c.maxpool_route(s, heads, &r, &idx).unwrap();
+            let by_hand: Vec<f32> = routed
+                .iter()
+                .enumerate()
+                .map(|(e, v)| v * m[(e / map / heads) * map + e % map])
+                .collect();
+            let want = c.maxpool_route_scaled(s, heads, &r, &idx, &m).unwrap();
+            let case = format!("maxpool_route_scaled {s:?} heads {heads} (seed {seed})");
+            assert_eq!(want, by_hand, "{case}: CPU twin");
+            let got = b
+                .maxpool_route_scaled(s, heads, &b.upload(&r).unwrap(), &didx, &dm)
+                .unwrap();
+            assert_eq!(b.download(&got).unwrap(), want, "{case}");
+            let short = b.upload(&m[1..]).unwrap();
+            assert!(
+                b.maxpool_route_scaled(s, heads, &b.upload(&r).unwrap(), &didx, &short)
+                    .is_err()
+            );
+        }
+    }
+    let mut rng = Rng::new(seed + 50);
+    for (n, map) in [(2, 7 * 5 * 3), (1, 1037), (3, 1)] {
+        for heads in HEADS {
+            let m = rng.vec(n * map, -2.0, 2.0);
+            let r = rng.vec(n * heads * map, -1.0, 1.0);
+            let by_hand: Vec<f32> = r
+                .iter()
+                .enumerate()
+                .map(|(e, v)| v * m[(e / map / heads) * map + e % map])
+                .collect();
+            let want = c.scale_heads(n, heads, &r, &m).unwrap();
+            let case = format!("scale_heads n {n} map {map} heads {heads} (seed {seed})");
+            assert_eq!(want, by_hand, "{case}: CPU twin");
+            let (dr, dm) = (b.upload(&r).unwrap(), b.upload(&m).unwrap());
+            let got = b.scale_heads(n, heads, &dr, &dm).unwrap();
+            assert_eq!(b.download(&got).unwrap(), want, "{case}");
+            assert!(b.scale_heads(0, heads, &dr, &dm).is_err());
+            let short = b.upload(&r[1..]).unwrap();
+            assert!(b.scale_heads(n, heads, &short, &dm).is_err());
+        }
+    }
+}
+
+/// A seeded random VGG-like model with odd sizes: 11×11 input (pools floor 11 → 5 → 2), convs
+/// of 3→5→4 channels, a pool, a conv 4→7, a pool, two dense layers. `pool_first` puts a pool
+/// right after the first conv instead (the z^B layer then takes routed relevance).
+pub fn random_model(seed: u64, pool_first: bool) -> sglrp::model::Model {
+    use sglrp::model::{Channels, Layer, Model, Preprocess, Resize};
+    let mut rng = Rng::new(seed);
+    let mut conv = |cin, cout| Layer::Conv(conv_params(&mut rng, cin, cout));
+    let mut layers = if pool_first {
+        vec![conv(3, 5), Layer::Pool, conv(5, 4), conv(4, 7), Layer::Pool]
+    } else {
+        vec![conv(3, 5), conv(5, 4), Layer::Pool, conv(4, 7), Layer::Pool]
+    };
+    let features = if pool_first { 7 } else { 2 * 2 * 7 };
+    layers.push(Layer::Flatten);
+    for (inputs, outputs) in [(features, 9), (9, 6)] {
+        let s = DenseShape {
+            n: 1,
+            inputs,
+            outputs,
+        };
+        layers.push(Layer::Dense(dense_params(&mut rng, s)));
+    }
+    Model {
+        name: format!("random{seed}"),
+        layers,
+        input_side: if pool_first { 5 } else { 11 },
+        preprocess: Preprocess {
+            channels: Channels::Rgb,
+            scale: 1.0 / 255.0,
+            mean: [0.485, 0.456, 0.406],
+            std: [0.229, 0.224, 0.225],
+            resize: Resize::Direct,
+        },
+        classes: sglrp::model::Model::default_classes(6),
+    }
+}
+
+/// The fused relevance pass on `b` against the readable per-op pass on the CPU (the oracle), for
+/// every preset, the LRP, CLRP and SGLRP heads of several targets at once, relevance at the
+/// image and at intermediate layers. The device starts from the CPU's forward state
+/// (`Network::adopt`), so it computes its own quotients from the CPU's activations; on the CPU,
+/// the fused pass also runs from its own forward pass, which stored the quotients. Signed maps
+/// are held to `bound · κ` (docs/numerics.md §Bounds), κ from the per-op pass of |head|.
+pub fn fused_network<B: Backend>(b: B, model: &sglrp::model::Model, seed: u64, bound: f64) {
+    use sglrp::explain::{Formulation, Method, Network, Preset, Rule, head, innvestigate_heads};
+    let images = 2;
+    let side = model.input_side;
+    let pixels = Rng::new(seed).vec(images * side * side * 3, 0.0, 255.0);
+    let x = model.preprocess.normalize(&pixels);
+    let dev = Network::new(b, model).unwrap();
+    let mut oracle = Network::new(cpu(), model).unwrap();
+    oracle.set_formulation(Formulation::Reference);
+    let fused_cpu = Network::new(cpu(), model).unwrap();
+    assert_eq!(dev.formulation(), Formulation::Fused);
+    let fc = oracle.forward(&x).unwrap();
+    let fd = dev.adopt(&oracle, &fc).unwrap();
+    let classes = model.num_classes();
+    let layers = model.layers.len();
+    for preset in Preset::ALL {
+        let own = fused_cpu.forward_for(&x, preset).unwrap();
+        let mut heads = Vec::new();
+        for z in fc.logits.chunks(classes) {
+            for (method, target) in [
+                (Method::Lrp, 0),
+                (Method::Clrp, 3),
+                (Method::Sglrp, 1),
+                (Method::Sglrp, 5),
+            ] {
+                if preset.two_pass() {
+                    let (t, o) = innvestigate_heads(&method, z, target);
+                    heads.extend(t);
+                    heads.extend(o);
+                } else {
+                    heads.extend(head(&method, z, target));
+                }
+            }
+        }
+        let k = heads.len() / classes / images;
+        let abs: Vec<f32> = heads.iter().map(|v| v.abs()).collect();
+        let rule = Rule::Relevance(preset);
+        for stop in [0, 1, 3, 5, layers - 1] {
+            let want = oracle.backward(&fc, k, &heads, rule, stop).unwrap();
+            let terms = oracle.backward(&fc, k, &abs, rule, stop).unwrap();
+            let got = dev.backward(&fd, k, &heads, rule, stop).unwrap();
+            let own_got = fused_cpu.backward(&own, k, &heads, rule, stop).unwrap();
+            let map = want.len() / (images * k);
+            for (what, got) in [("adopted", &got), ("own forward", &own_got)] {
+                let c = sglrp::verify::Comparison::signed_maps(
+                    format!("{} {preset} stop {stop} {what}", model.name),
+                    got,
+                    &want,
+                    Some(&terms),
+                    map,
+                    bound,
+                );
+                assert!(c.pass, "seed {seed}: {c:?}");
+            }
+        }
     }
 }

@@ -123,6 +123,33 @@ pub fn conv3x3_forward(s: ConvShape, x: &[f32], w: &CpuConv) -> Vec<f32> {
     y
 }
 
+/// The fused forward: `a′ = relu(conv3x3(x, W) + b)` and `q = a′ / stab(conv3x3(x, W⁺) + β)`.
+pub fn conv3x3_dual(
+    s: ConvShape,
+    x: &[f32],
+    w: &CpuConv,
+    beta: Option<&[f32]>,
+    stab: Stabilizer,
+) -> (Vec<f32>, Vec<f32>) {
+    let y = conv3x3_forward(s, x, w);
+    let mut q = vec![0.0; s.output_len()];
+    correlate(s.h, s.w, s.cin, s.cout, x, &w.w_pos, &mut q, |_, _, _| {});
+    quotient(&y, &mut q, s.cout, beta, stab);
+    (y, q)
+}
+
+/// `q ← y / stab(z⁺ + β)` in place over pixels of `channels`: `q` holds z⁺ on entry.
+pub fn quotient(y: &[f32], q: &mut [f32], channels: usize, beta: Option<&[f32]>, stab: Stabilizer) {
+    q.par_chunks_mut(channels)
+        .zip(y.par_chunks(channels))
+        .for_each(|(qp, yp)| {
+            for (j, (qv, yv)) in qp.iter_mut().zip(yp).enumerate() {
+                let z = beta.map_or(*qv, |b| *qv + b[j]);
+                *qv = yv / stab.apply(z);
+            }
+        });
+}
+
 /// `s = r / stab(conv3x3(a, W_set) + β)` for each of the `heads` relevance maps of every image.
 pub fn conv_quotient(
     s: ConvShape,

@@ -53,6 +53,26 @@ pub fn dense_forward(
     y
 }
 
+/// The fused forward: `a′ = W x + b` (ReLU when `relu`) and `q = a′ / stab(W⁺ x + β)`; without
+/// ReLU (the logits) `q = 1 / stab(W⁺ x + β)`.
+pub fn dense_dual(
+    s: DenseShape,
+    x: &[f32],
+    w: &CpuDense,
+    relu: bool,
+    beta: Option<&[f32]>,
+    stab: Stabilizer,
+) -> (Vec<f32>, Vec<f32>) {
+    let y = dense_forward(s, x, &w.w, Some(&w.bias), relu);
+    let mut q = dense_forward(s, x, &w.w_pos, None, false);
+    if relu {
+        super::conv::quotient(&y, &mut q, s.outputs, beta, stab);
+    } else {
+        super::conv::quotient(&vec![1.0; y.len()], &mut q, s.outputs, beta, stab);
+    }
+    (y, q)
+}
+
 /// `s = r / stab(a · W⁺ᵀ + β)` for every head of every row.
 pub fn dense_quotient(
     s: DenseShape,

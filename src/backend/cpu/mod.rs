@@ -8,7 +8,9 @@ pub mod pool;
 
 use rayon::prelude::*;
 
-use super::{Backend, BiasMode, ConvShape, DenseShape, Mask, PoolShape, Stabilizer, WeightSet};
+use super::{
+    Backend, BiasMode, ConvShape, DenseShape, Mask, PoolShape, Precision, Stabilizer, WeightSet,
+};
 use crate::error::{Error, Result};
 use crate::model::{ConvParams, DenseParams};
 pub use conv::CpuConv;
@@ -26,6 +28,8 @@ pub fn beta(bias: &[f32], mode: BiasMode) -> Option<Vec<f32>> {
 /// Runs every op on its own rayon thread pool.
 pub struct CpuBackend {
     pool: rayon::ThreadPool,
+    /// Whether the user was told that a precision other than f32 is ignored.
+    precision_noted: bool,
 }
 
 impl CpuBackend {
@@ -40,7 +44,10 @@ impl CpuBackend {
                 op: "thread pool".into(),
                 message: e.to_string(),
             })?;
-        Ok(CpuBackend { pool })
+        Ok(CpuBackend {
+            pool,
+            precision_noted: false,
+        })
     }
 
     pub fn threads(&self) -> usize {
@@ -56,6 +63,20 @@ impl Backend for CpuBackend {
 
     fn name(&self) -> String {
         "cpu".into()
+    }
+
+    fn set_precision(&mut self, precision: Precision) -> Option<String> {
+        if precision == Precision::F32 || self.precision_noted {
+            return None;
+        }
+        self.precision_noted = true;
+        Some(format!(
+            "the CPU backend computes in f32; --precision {precision} applies to the CUDA backend only"
+        ))
+    }
+
+    fn precision(&self) -> Precision {
+        Precision::F32
     }
 
     fn upload(&self, host: &[f32]) -> Result<Vec<f32>> {
@@ -167,6 +188,66 @@ impl Backend for CpuBackend {
             .install(|| dense::dense_transpose(s, heads, g, weights, act.map(Vec::as_slice))))
     }
 
+    fn conv3x3_dual(
+        &self,
+        s: ConvShape,
+        x: &Vec<f32>,
+        w: &CpuConv,
+        bias: BiasMode,
+        stab: Stabilizer,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let beta = beta(&w.bias, bias);
+        Ok(self
+            .pool
+            .install(|| conv::conv3x3_dual(s, x, w, beta.as_deref(), stab)))
+    }
+
+    fn dense_dual(
+        &self,
+        s: DenseShape,
+        x: &Vec<f32>,
+        w: &CpuDense,
+        relu: bool,
+        bias: BiasMode,
+        stab: Stabilizer,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        let beta = beta(&w.bias, bias);
+        Ok(self
+            .pool
+            .install(|| dense::dense_dual(s, x, w, relu, beta.as_deref(), stab)))
+    }
+
+    fn maxpool_route_scaled(
+        &self,
+        s: PoolShape,
+        heads: usize,
+        c: &Vec<f32>,
+        argmax: &Vec<u32>,
+        m: &Vec<f32>,
+    ) -> Result<Vec<f32>> {
+        check_len("maxpool_route_scaled", "m", m.len(), s.input_len())?;
+        let routed = self
+            .pool
+            .install(|| pool::maxpool_route(s, heads, c, argmax));
+        let map = s.input_len() / s.n.max(1);
+        Ok(self
+            .pool
+            .install(|| pool::scale_heads(map, heads, &routed, m)))
+    }
+
+    fn scale_heads(&self, n: usize, heads: usize, r: &Vec<f32>, m: &Vec<f32>) -> Result<Vec<f32>> {
+        check_len("scale_heads", "r", r.len(), m.len() * heads)?;
+        if n == 0 || !m.len().is_multiple_of(n) {
+            return Err(Error::Backend {
+                backend: "cpu",
+                op: "scale_heads".into(),
+                message: format!("m has {} values, not whole maps of {n} images", m.len()),
+            });
+        }
+        let map = m.len() / n;
+        Ok(self.pool.install(|| pool::scale_heads(map, heads, r, m)))
+    }
+
     fn maxpool_route(
         &self,
         s: PoolShape,
@@ -221,6 +302,17 @@ impl Backend for CpuBackend {
             .flat_map(|px| (0..channels).map(move |k| px[k] + px[channels + k]))
             .collect())
     }
+}
+
+fn check_len(op: &str, what: &str, got: usize, expected: usize) -> Result<()> {
+    if got == expected {
+        return Ok(());
+    }
+    Err(Error::Backend {
+        backend: "cpu",
+        op: op.into(),
+        message: format!("{what} has {got} values, expected {expected}"),
+    })
 }
 
 /// The z^B ops' shapes: `len` whole pixels of `channels`, and an even, non-zero `pairs`.

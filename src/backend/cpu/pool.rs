@@ -53,3 +53,15 @@ pub fn maxpool_route(s: PoolShape, heads: usize, r: &[f32], argmax: &[u32]) -> V
         });
     routed
 }
+
+/// `r ⊙ m` per image: map `row` of `r` (`map` values each) times map `row / heads` of `m`.
+pub fn scale_heads(map: usize, heads: usize, r: &[f32], m: &[f32]) -> Vec<f32> {
+    let mut out = r.to_vec();
+    out.par_chunks_mut(map.max(1))
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let src = &m[(row / heads) * map..][..dst.len()];
+            dst.iter_mut().zip(src).for_each(|(v, a)| *v *= a);
+        });
+    out
+}

@@ -7,26 +7,31 @@ use std::cell::RefCell;
 
 use super::config::{self, Geometry};
 use super::device::{Arg, Device};
+use super::registry::{self, Op, Variant};
 use crate::backend::{
-    Backend, BiasMode, ConvShape, DenseShape, LayerTimer, Mask, PoolShape, Range, Stabilizer,
-    WeightSet,
+    Backend, BiasMode, ConvShape, DenseShape, LayerTimer, Mask, PoolShape, Precision, Range,
+    Stabilizer, WeightSet,
 };
 use crate::error::{Error, Result};
 use crate::model::{ConvParams, DenseParams};
 
 /// A device buffer of f32.
 pub struct GpuBuf<D: Device> {
-    mem: D::Mem,
-    len: usize,
+    pub(super) mem: D::Mem,
+    pub(super) len: usize,
 }
 
 /// A device buffer of u32 argmax indices.
 pub struct GpuIndex<D: Device> {
-    mem: D::Mem,
-    len: usize,
+    pub(super) mem: D::Mem,
+    pub(super) len: usize,
 }
 
 impl<D: Device> GpuBuf<D> {
+    /// The device memory, for [`Device`] calls.
+    pub fn mem(&self) -> &D::Mem {
+        &self.mem
+    }
     pub fn len(&self) -> usize {
         self.len
     }
@@ -48,22 +53,22 @@ impl<D: Device> GpuIndex<D> {
 pub struct GpuConv<D: Device> {
     pub cin: usize,
     pub cout: usize,
-    w: D::Mem,        // (9·Cin, Cout): k = tap·Cin + ci, the implicit-GEMM operand
-    w_pos: D::Mem,    // (9·Cin, Cout), max(w, 0)
-    wt: D::Mem,       // (9·Cout, Cin): flipped and transposed, for conv3x3ᵀ
-    wt_pos: D::Mem,   // (9·Cout, Cin), max(w, 0)
-    bias: D::Mem,     // (Cout): β of the bias mode `full`
-    bias_pos: D::Mem, // (Cout): β of the bias mode `positive`
+    pub(super) w: D::Mem, // (9·Cin, Cout): k = tap·Cin + ci, the implicit-GEMM operand
+    pub(super) w_pos: D::Mem, // (9·Cin, Cout), max(w, 0)
+    wt: D::Mem,           // (9·Cout, Cin): flipped and transposed, for conv3x3ᵀ
+    wt_pos: D::Mem,       // (9·Cout, Cin), max(w, 0)
+    pub(super) bias: D::Mem, // (Cout): β of the bias mode `full`
+    pub(super) bias_pos: D::Mem, // (Cout): β of the bias mode `positive`
 }
 
 /// A dense layer's weights on the device.
 pub struct GpuDense<D: Device> {
     pub inputs: usize,
     pub outputs: usize,
-    w: D::Mem,        // (out, in)
-    w_pos: D::Mem,    // (out, in), max(w, 0)
-    bias: D::Mem,     // (out)
-    bias_pos: D::Mem, // (out), max(b, 0)
+    pub(super) w: D::Mem,        // (out, in)
+    pub(super) w_pos: D::Mem,    // (out, in), max(w, 0)
+    pub(super) bias: D::Mem,     // (out)
+    pub(super) bias_pos: D::Mem, // (out), max(b, 0)
 }
 
 /// The time one range took on the device.
@@ -81,11 +86,13 @@ pub struct GpuBackend<D: Device> {
     device: D,
     /// Use the direct `_v1` conv kernels instead of the tiled ones (checker, benchmark entry).
     direct: bool,
+    /// The arithmetic asked for; [`registry::select`] picks the kernels.
+    precision: Precision,
     /// Open spans while per-range timing is on: (name, start, end) in the order they closed.
     timing: RefCell<Option<Spans<D::Event>>>,
 }
 
-fn check(op: &str, what: &str, got: usize, expected: usize) -> Result<()> {
+pub(super) fn check(op: &str, what: &str, got: usize, expected: usize) -> Result<()> {
     if got == expected {
         Ok(())
     } else {
@@ -97,7 +104,7 @@ fn check(op: &str, what: &str, got: usize, expected: usize) -> Result<()> {
     }
 }
 
-fn int(op: &str, v: usize) -> Result<Arg> {
+pub(super) fn int(op: &str, v: usize) -> Result<Arg> {
     i32::try_from(v).map(Arg::I32).map_err(|_| Error::Backend {
         backend: "cuda",
         op: op.into(),
@@ -105,7 +112,7 @@ fn int(op: &str, v: usize) -> Result<Arg> {
     })
 }
 
-fn geometry(op: &str, g: Option<Geometry>) -> Result<Geometry> {
+pub(super) fn geometry(op: &str, g: Option<Geometry>) -> Result<Geometry> {
     g.ok_or_else(|| Error::Backend {
         backend: "cuda",
         op: op.into(),
@@ -113,7 +120,7 @@ fn geometry(op: &str, g: Option<Geometry>) -> Result<Geometry> {
     })
 }
 
-fn stab_args(stab: Stabilizer) -> [Arg; 2] {
+pub(super) fn stab_args(stab: Stabilizer) -> [Arg; 2] {
     match stab {
         Stabilizer::Epsilon(eps) => [Arg::I32(0), Arg::F32(eps)],
         Stabilizer::ZeroTo(v) => [Arg::I32(1), Arg::F32(v)],
@@ -125,6 +132,7 @@ impl<D: Device> GpuBackend<D> {
         GpuBackend {
             device,
             direct: false,
+            precision: Precision::F32,
             timing: RefCell::new(None),
         }
     }
@@ -168,14 +176,25 @@ impl<D: Device> GpuBackend<D> {
         Ok(words.into_iter().map(f32::to_bits).collect())
     }
 
-    fn alloc(&self, len: usize) -> Result<GpuBuf<D>> {
+    pub(super) fn alloc(&self, len: usize) -> Result<GpuBuf<D>> {
         Ok(GpuBuf {
             mem: self.device.alloc(len)?,
             len,
         })
     }
 
-    fn ptr(&self, mem: &D::Mem) -> Arg {
+    /// A buffer of `len` values from the device's arena, contents unspecified.
+    pub fn alloc_buf(&self, len: usize) -> Result<GpuBuf<D>> {
+        self.alloc(len)
+    }
+
+    /// Copies `src` into `dst` (same length) on the compute stream.
+    pub fn copy_buf(&self, dst: &GpuBuf<D>, src: &GpuBuf<D>) -> Result<()> {
+        check("copy", "source", src.len, dst.len)?;
+        self.device.copy(&dst.mem, &src.mem, src.len)
+    }
+
+    pub(super) fn ptr(&self, mem: &D::Mem) -> Arg {
         Arg::Ptr(self.device.ptr(mem))
     }
 
@@ -183,7 +202,12 @@ impl<D: Device> GpuBackend<D> {
     ///
     /// # Safety
     /// As [`Device::launch`].
-    unsafe fn launch(&self, kernel: &'static str, g: Geometry, args: &[Arg]) -> Result<()> {
+    pub(super) unsafe fn launch(
+        &self,
+        kernel: &'static str,
+        g: Geometry,
+        args: &[Arg],
+    ) -> Result<()> {
         if g.grid.0 == 0 || g.grid.1 == 0 || g.grid.2 == 0 {
             return Ok(());
         }
@@ -210,7 +234,12 @@ impl<D: Device> GpuBackend<D> {
     }
 
     /// The geometry of a conv kernel: tiled, or one thread per output for `_v1`.
-    fn conv_geometry(&self, op: &str, positions: usize, channels: usize) -> Result<Geometry> {
+    pub(super) fn conv_geometry(
+        &self,
+        op: &str,
+        positions: usize,
+        channels: usize,
+    ) -> Result<Geometry> {
         geometry(
             op,
             if self.direct {
@@ -221,11 +250,20 @@ impl<D: Device> GpuBackend<D> {
         )
     }
 
-    fn conv_kernel(&self, tiled: &'static str, direct: &'static str) -> &'static str {
-        if self.direct { direct } else { tiled }
+    /// The kernel that runs `op` at the precision asked for (docs/gpu.md: the registry).
+    pub(super) fn kernel(&self, op: Op) -> &'static str {
+        registry::select(op, self.variant(), self.precision).kernel
     }
 
-    fn check_conv(op: &str, s: ConvShape, w: &GpuConv<D>) -> Result<()> {
+    fn variant(&self) -> Variant {
+        if self.direct {
+            Variant::Direct
+        } else {
+            Variant::Simt
+        }
+    }
+
+    pub(super) fn check_conv(op: &str, s: ConvShape, w: &GpuConv<D>) -> Result<()> {
         if w.cin != s.cin || w.cout != s.cout {
             return Err(Error::Backend {
                 backend: "cuda",
@@ -239,7 +277,40 @@ impl<D: Device> GpuBackend<D> {
         Ok(())
     }
 
-    fn check_dense(op: &str, s: DenseShape, w: &GpuDense<D>) -> Result<()> {
+    /// The split-K partial sums of `w · x` over the input slices of `config::dense_split`:
+    /// (slices, n, out), for the reduce kernel of the op.
+    fn dense_partial(
+        &self,
+        op: &str,
+        kernel: &'static str,
+        s: DenseShape,
+        x: &GpuBuf<D>,
+        w: &D::Mem,
+    ) -> Result<GpuBuf<D>> {
+        let (slices, k_slice) = config::dense_split(s.inputs as u64, s.outputs as u64, s.n as u64);
+        let partial = self.alloc(slices as usize * s.n * s.outputs)?;
+        let g = geometry(
+            op,
+            config::dense_partial(s.outputs as u64, s.n as u64, slices),
+        )?;
+        let args = [
+            self.ptr(&x.mem),
+            self.ptr(w),
+            self.ptr(&partial.mem),
+            int(op, s.n)?,
+            int(op, s.inputs)?,
+            int(op, s.outputs)?,
+            int(op, k_slice as usize)?,
+        ];
+        // SAFETY: `dense_{forward,quotient}_partial(const float* x, const float* w,
+        // float* partial, int n, int in, int out, int k_slice)`; x holds n·in floats and w
+        // out·in (checked by the callers), partial slices·n·out with slices = the grid's z
+        // extent, each slice k_slice columns.
+        unsafe { self.launch(kernel, g, &args)? };
+        Ok(partial)
+    }
+
+    pub(super) fn check_dense(op: &str, s: DenseShape, w: &GpuDense<D>) -> Result<()> {
         if w.inputs != s.inputs || w.outputs != s.outputs {
             return Err(Error::Backend {
                 backend: "cuda",
@@ -285,6 +356,15 @@ impl<D: Device> Backend for GpuBackend<D> {
             }
             self.device.range_pop();
         })
+    }
+
+    fn set_precision(&mut self, precision: Precision) -> Option<String> {
+        self.precision = precision;
+        registry::fallback_note(self.variant(), precision)
+    }
+
+    fn precision(&self) -> Precision {
+        self.precision
     }
 
     fn upload(&self, host: &[f32]) -> Result<GpuBuf<D>> {
@@ -378,7 +458,7 @@ impl<D: Device> Backend for GpuBackend<D> {
         // SAFETY: `conv3x3_forward[_v1](const float* x, const float* w, const float* bias,
         // float* y, int n, int h, int w, int cin, int cout)`; x holds N·H·W·Cin floats (checked),
         // w 9·Cin·Cout and bias Cout (prepared for this shape, checked), y N·H·W·Cout.
-        unsafe { self.launch(self.conv_kernel(op, "conv3x3_forward_v1"), g, &args)? };
+        unsafe { self.launch(self.kernel(Op::ConvForward), g, &args)? };
         Ok(y)
     }
 
@@ -417,21 +497,21 @@ impl<D: Device> Backend for GpuBackend<D> {
         Self::check_dense(op, s, w)?;
         check(op, "x", x.len, s.n * s.inputs)?;
         let y = self.alloc(s.n * s.outputs)?;
-        let g = geometry(op, config::dense(s.outputs as u64, s.n as u64))?;
+        let partial = self.dense_partial(op, "dense_forward_partial", s, x, &w.w)?;
+        let g = geometry(op, config::elementwise((s.n * s.outputs) as u64))?;
         let args = [
-            self.ptr(&x.mem),
-            self.ptr(&w.w),
+            self.ptr(&partial.mem),
             self.ptr(&w.bias),
             self.ptr(&y.mem),
             int(op, s.n)?,
-            int(op, s.inputs)?,
             int(op, s.outputs)?,
+            int(op, partial.len / (s.n * s.outputs).max(1))?,
             Arg::I32(relu as i32),
         ];
-        // SAFETY: `dense_forward(const float* x, const float* w, const float* bias, float* y,
-        // int n, int in, int out, int relu)`; x holds n·in floats (checked), w out·in and bias out
+        // SAFETY: `dense_forward_reduce(const float* partial, const float* bias, float* y,
+        // int n, int out, int slices, int relu)`; partial holds slices·n·out floats, bias out
         // (checked), y n·out.
-        unsafe { self.launch(op, g, &args)? };
+        unsafe { self.launch("dense_forward_reduce", g, &args)? };
         Ok(y)
     }
 
@@ -477,7 +557,7 @@ impl<D: Device> Backend for GpuBackend<D> {
         // const float* r, float* s, int n, int heads, int h, int w, int cin, int cout,
         // int stab_kind, float stab_value)`; a holds N·H·W·Cin floats, r and s N·K·H·W·Cout
         // (checked), w 9·Cin·Cout, beta Cout or null.
-        unsafe { self.launch(self.conv_kernel(op, "conv_quotient_v1"), g, &args)? };
+        unsafe { self.launch(self.kernel(Op::ConvQuotient), g, &args)? };
         Ok(out)
     }
 
@@ -514,7 +594,7 @@ impl<D: Device> Backend for GpuBackend<D> {
         // SAFETY: `conv_transpose[_v1](const float* g, const float* wt, const float* act,
         // float* out, int rows, int heads, int h, int w, int cout, int cin)`; g holds
         // rows·H·W·Cout floats, act N·H·W·Cin or null (checked), wt 9·Cout·Cin, out rows·H·W·Cin.
-        unsafe { self.launch(self.conv_kernel(op, "conv_transpose_v1"), geo, &args)? };
+        unsafe { self.launch(self.kernel(Op::ConvTranspose), geo, &args)? };
         Ok(out)
     }
 
@@ -538,26 +618,26 @@ impl<D: Device> Backend for GpuBackend<D> {
             BiasMode::Positive => self.ptr(&w.bias_pos),
             BiasMode::Full => self.ptr(&w.bias),
         };
-        let g = geometry(op, config::dense(s.outputs as u64, s.n as u64))?;
+        let partial = self.dense_partial(op, "dense_quotient_partial", s, a, &w.w_pos)?;
+        let g = geometry(op, config::elementwise((s.n * s.outputs) as u64))?;
         let [kind, value] = stab_args(stab);
         let args = [
-            self.ptr(&a.mem),
-            self.ptr(&w.w_pos),
+            self.ptr(&partial.mem),
             beta,
             self.ptr(&r.mem),
             self.ptr(&out.mem),
             int(op, s.n)?,
             int(op, heads)?,
-            int(op, s.inputs)?,
             int(op, s.outputs)?,
+            int(op, partial.len / (s.n * s.outputs).max(1))?,
             kind,
             value,
         ];
-        // SAFETY: `dense_quotient(const float* a, const float* w_pos, const float* beta,
-        // const float* r, float* s, int n, int heads, int in, int out, int stab_kind,
-        // float stab_value)`; a holds n·in floats, r and s n·K·out (checked), w_pos out·in,
+        // SAFETY: `dense_quotient_reduce(const float* partial, const float* beta,
+        // const float* r, float* s, int n, int heads, int out, int slices, int stab_kind,
+        // float stab_value)`; partial holds slices·n·out floats, r and s n·K·out (checked),
         // beta out or null.
-        unsafe { self.launch(op, g, &args)? };
+        unsafe { self.launch("dense_quotient_reduce", g, &args)? };
         Ok(out)
     }
 
@@ -615,6 +695,50 @@ impl<D: Device> Backend for GpuBackend<D> {
         // (checked), c rows·in.
         unsafe { self.launch("dense_transpose_reduce", geo, &args)? };
         Ok(out)
+    }
+
+    fn conv3x3_dual(
+        &self,
+        s: ConvShape,
+        x: &GpuBuf<D>,
+        w: &GpuConv<D>,
+        bias: BiasMode,
+        stab: Stabilizer,
+    ) -> Result<(GpuBuf<D>, GpuBuf<D>)> {
+        self.launch_conv_dual(s, x, w, bias, stab)
+    }
+
+    fn dense_dual(
+        &self,
+        s: DenseShape,
+        x: &GpuBuf<D>,
+        w: &GpuDense<D>,
+        relu: bool,
+        bias: BiasMode,
+        stab: Stabilizer,
+    ) -> Result<(GpuBuf<D>, GpuBuf<D>)> {
+        self.launch_dense_dual(s, x, w, relu, bias, stab)
+    }
+
+    fn maxpool_route_scaled(
+        &self,
+        s: PoolShape,
+        heads: usize,
+        c: &GpuBuf<D>,
+        argmax: &GpuIndex<D>,
+        m: &GpuBuf<D>,
+    ) -> Result<GpuBuf<D>> {
+        self.launch_route_scaled(s, heads, c, argmax, m)
+    }
+
+    fn scale_heads(
+        &self,
+        n: usize,
+        heads: usize,
+        r: &GpuBuf<D>,
+        m: &GpuBuf<D>,
+    ) -> Result<GpuBuf<D>> {
+        self.launch_scale_heads(n, heads, r, m)
     }
 
     fn maxpool_route(

@@ -9,6 +9,10 @@
 //! - [`driver`]: [`CudaDevice`], that trait on a real GPU;
 //! - [`gpu`]: [`GpuBackend`], the launchers, generic over the device so that the tests can run
 //!   them on the CPU with the same kernel sources (`tests/emu/`);
+//! - [`registry`]: which kernel runs an op, by (op, variant, precision);
+//! - `fused`: the launchers of the fused z⁺ pass (the dual forwards and the multiplications);
+//! - [`runtime`]: the memory arena, the streams, CUDA graphs per pass shape and the pipeline
+//!   that overlaps the copies of neighbouring batches with the work of one;
 //! - [`nvtx`]: NVTX ranges for profilers.
 //!
 //! Without a GPU, [`CudaBackend::new`] returns an error that names what is missing (the driver,
@@ -17,13 +21,20 @@
 pub mod config;
 pub mod device;
 pub mod driver;
+mod fused;
 pub mod gpu;
 pub mod kernels;
+pub mod mma;
 pub mod nvtx;
+pub mod registry;
+pub mod runtime;
 
 pub use device::{Arg, Device};
-pub use driver::{CudaDevice, device_count, driver_present, kernels_missing};
+pub use driver::{
+    CudaDevice, CudaGraphExec, CudaHost, device_count, driver_present, kernels_missing,
+};
 pub use gpu::{GpuBackend, GpuBuf, GpuConv, GpuDense, GpuIndex, LayerTime};
+pub use runtime::{GraphKey, Graphs, Pipeline, PoolStats, Stream, Ticket};
 
 use crate::error::Result;
 
@@ -37,7 +48,7 @@ impl GpuBackend<CudaDevice> {
         Ok(GpuBackend::from_device(CudaDevice::new(ordinal)?))
     }
 
-    /// Waits for all queued work.
+    /// Waits for all queued work on every stream.
     pub fn synchronize(&self) -> Result<()> {
         self.device().synchronize()
     }
