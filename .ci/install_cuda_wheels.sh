@@ -17,9 +17,14 @@ pins=(nvidia-cuda-nvrtc==13.0.88 nvidia-cuda-runtime==13.0.88 nvidia-cuda-nvcc==
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv" >&2
 fi
-if ! "$venv/bin/python" -m pip show -q "${pins[@]%%==*}" >/dev/null 2>&1; then
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "${pins[@]}" >&2
-fi
+# Each pin is checked on its own: a venv holding only some of the wheels gets the rest.
+installed="$("$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null)"
+for pin in "${pins[@]}"; do
+    if ! grep -qix "$pin" <<<"$installed"; then
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "${pins[@]}" >&2
+        break
+    fi
+done
 venv="$(cd "$venv" && pwd)"
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 cuda="$site/nvidia/cu13"

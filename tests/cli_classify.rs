@@ -97,3 +97,43 @@ fn text_output_and_failed_inputs() {
         "{probabilities:?}"
     );
 }
+
+#[test]
+fn a_class_file_names_the_classes_and_a_wrong_count_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_test_images(&dir.path().join("in"));
+    let model_path = demo_model();
+    let classes = Model::load(&model_path).unwrap().classes.len();
+    let names: Vec<String> = (0..classes).map(|i| format!("kind-{i}")).collect();
+    let good = dir.path().join("names.txt");
+    std::fs::write(&good, names.join("\n")).unwrap();
+    let short = dir.path().join("short.json");
+    std::fs::write(&short, serde_json::to_string(&names[1..]).unwrap()).unwrap();
+
+    let run_with = |file: &std::path::Path| {
+        sglrp(
+            &[
+                "classify".as_ref(),
+                dir.path().join("in").as_os_str(),
+                "--model".as_ref(),
+                model_path.as_os_str(),
+                "--classes".as_ref(),
+                file.as_os_str(),
+            ],
+            None,
+        )
+    };
+    let run = run_with(&good);
+    run.assert_no_panic();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for line in run.stdout.lines() {
+        let first = line.split('\t').nth(1).unwrap();
+        assert!(first.starts_with("kind-"), "{line}");
+    }
+
+    let run = run_with(&short);
+    run.assert_no_panic();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("short.json"), "{}", run.stderr);
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+}

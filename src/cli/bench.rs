@@ -25,7 +25,7 @@ const SEED: u64 = 7;
 pub fn run(args: BenchArgs) -> u8 {
     // End to end times real images through the model they are explained with.
     let model = match (&args.model, &args.end_to_end) {
-        (Some(_), _) | (None, Some(_)) => match load_model(args.model.as_deref()) {
+        (Some(_), _) | (None, Some(_)) => match load_model(args.model.as_deref(), None) {
             Ok((_, model)) => model,
             Err(code) => return code,
         },

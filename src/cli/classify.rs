@@ -15,10 +15,12 @@ use super::device::{self, Devices};
 use super::inputs::{self, Input, key_id};
 use super::progress::Progress;
 use super::record::predictions;
-use super::{ClassifyArgs, EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, load_model, report};
+use super::{
+    ClassifyArgs, EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, load_model, probability_digits, report,
+};
 
 pub fn run(args: ClassifyArgs) -> u8 {
-    let (_, model) = match load_model(args.model.model.as_deref()) {
+    let (_, model) = match load_model(args.model.model.as_deref(), args.model.classes.as_deref()) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
@@ -168,9 +170,10 @@ fn format_line(input: &Input, logits: &[f32], classes: &[String], k: u32, json: 
         serde_json::json!({ "input": input.path.display().to_string(), "predictions": top })
             .to_string()
     } else {
+        let digits = probability_digits(classes.len());
         let classes: Vec<String> = top
             .iter()
-            .map(|p| format!("{} {:.3}", p.name, p.probability))
+            .map(|p| format!("{} {:.*}", p.name, digits, p.probability))
             .collect();
         format!("{}\t{}", input.path.display(), classes.join("\t"))
     }

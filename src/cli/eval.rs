@@ -57,10 +57,11 @@ struct Settings {
 }
 
 pub fn run(args: EvalArgs) -> u8 {
-    let (model_path, model) = match load_model(args.model.model.as_deref()) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
+    let (model_path, model) =
+        match load_model(args.model.model.as_deref(), args.model.classes.as_deref()) {
+            Ok(loaded) => loaded,
+            Err(code) => return code,
+        };
     let (mut dataset, source) = match load_dataset(&args) {
         Ok(d) => d,
         Err(e) => {

@@ -48,8 +48,8 @@ use super::progress::Progress;
 use super::record::{ExplanationRecord, ImageRecord, fingerprint, model_hash, predictions};
 use super::targets::{self, TargetSpec};
 use super::{
-    EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, ExplainArgs, Format, MethodArg, load_model, report,
-    unique,
+    EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, ExplainArgs, Format, MethodArg, load_model,
+    probability_digits, report, unique,
 };
 
 /// Everything the batch loop needs, fixed for the run.
@@ -116,10 +116,11 @@ enum Found {
 }
 
 pub fn run(args: ExplainArgs) -> u8 {
-    let (model_path, model) = match load_model(args.model.model.as_deref()) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
+    let (model_path, model) =
+        match load_model(args.model.model.as_deref(), args.model.classes.as_deref()) {
+            Ok(loaded) => loaded,
+            Err(code) => return code,
+        };
     let targets = match targets::parse_all(&args.target, &model.classes) {
         Ok(t) => t,
         Err(e) => {
@@ -757,12 +758,13 @@ impl Job {
     /// `target top1: Bag, p = 0.831` or `target class 5: Sandal, p = 0.021 (rank 3)`.
     fn caption(&self, spec: &TargetSpec, class: usize, probability: f32, rank: usize) -> String {
         let name = &self.classes[class];
+        let digits = probability_digits(self.classes.len());
         match spec.target {
             sglrp::explain::Target::Rank(_) => {
-                format!("target {}: {name}, p = {probability:.3}", spec.label)
+                format!("target {}: {name}, p = {probability:.digits$}", spec.label)
             }
             sglrp::explain::Target::Class(c) => {
-                format!("target class {c}: {name}, p = {probability:.3} (rank {rank})")
+                format!("target class {c}: {name}, p = {probability:.digits$} (rank {rank})")
             }
         }
     }

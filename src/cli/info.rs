@@ -21,7 +21,7 @@ macro_rules! say {
 }
 
 pub fn run(args: InfoArgs) -> u8 {
-    let (path, model) = match load_model(args.model.as_deref()) {
+    let (path, model) = match load_model(args.model.as_deref(), None) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };

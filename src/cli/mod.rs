@@ -24,6 +24,7 @@ use sglrp::cluster::Shard;
 use sglrp::explain::Preset;
 use sglrp::heatmap::HeatmapKind;
 use sglrp::io::array::{ArrayChannels, MapSpace};
+use sglrp::io::classes::read_class_file;
 use sglrp::io::write_atomic;
 use sglrp::model::Model;
 use sglrp::render::{ColorBar, ColorMap};
@@ -104,6 +105,11 @@ struct ModelArgs {
     /// bounds, docs/numerics.md). The CPU computes in f32 whatever is asked.
     #[arg(long, default_value = "f32", value_name = "PRECISION")]
     precision: Precision,
+
+    /// Class names, one a line or a JSON list, replacing the model's own (a 1000-class
+    /// torchvision or timm model gets the bundled ImageNet names without it).
+    #[arg(long, value_name = "FILE")]
+    classes: Option<PathBuf>,
 
     /// CPU worker threads (default: one per core; at most 4 per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -607,16 +613,43 @@ fn model_path(explicit: Option<&Path>) -> Result<PathBuf, String> {
 }
 
 /// Loads the model named by `--model` (or the demo model), reporting failures as one line.
-fn load_model(explicit: Option<&Path>) -> Result<(PathBuf, Model), u8> {
+fn load_model(explicit: Option<&Path>, classes: Option<&Path>) -> Result<(PathBuf, Model), u8> {
     let path = model_path(explicit).map_err(|e| {
         report(e);
         EXIT_USAGE
     })?;
-    let model = Model::load(&path).map_err(|e| {
+    let (mut model, loaded) = Model::load_reported(&path).map_err(|e| {
         report(format!("cannot load the model: {e}"));
         EXIT_USAGE
     })?;
+    for note in &loaded.notes {
+        eprintln!("note: {}: {}", path.display(), single_line(note));
+    }
+    if let Some(file) = classes {
+        let names = read_class_file(file).and_then(|names| {
+            for warning in &names.warnings {
+                eprintln!("warning: {}", single_line(warning));
+            }
+            model.set_classes(names.names, file)
+        });
+        if let Err(e) = names {
+            report(format!("--classes: {e}"));
+            return Err(EXIT_USAGE);
+        }
+    }
     Ok((path, model))
+}
+
+/// Decimals that tell the probabilities of `classes` classes apart: 3 for up to 10 classes, one
+/// more for each factor of 10 (5 for ImageNet's 1000).
+fn probability_digits(classes: usize) -> usize {
+    let mut digits = 3;
+    let mut n = 10;
+    while n < classes {
+        digits += 1;
+        n = n.saturating_mul(10);
+    }
+    digits
 }
 
 /// A percentage in [0, 100).

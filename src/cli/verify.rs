@@ -28,7 +28,7 @@ struct Batch {
 }
 
 pub fn run(args: VerifyArgs) -> u8 {
-    let (_, model) = match load_model(args.model.model.as_deref()) {
+    let (_, model) = match load_model(args.model.model.as_deref(), args.model.classes.as_deref()) {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
