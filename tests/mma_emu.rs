@@ -388,7 +388,7 @@ fn check_conv(c: &ConvCase, math: MmaMath, data: Data, tile: Option<bool>, seed:
         weight: device_copy(data, &p.weight),
         ..p.clone()
     };
-    let mut w = MmaConv::new(&b, &p_dev, math).unwrap();
+    let mut w = MmaConv::new(&b, &b.prepare_conv(&p_dev).unwrap(), math).unwrap();
     w.tile = tile;
     let cw = cpu.prepare_conv(&p).unwrap();
     // The RGB input stays f32 (bf16 kernels convert it); other inputs in the math's storage.
@@ -545,7 +545,7 @@ fn check_dense(
     let b = emu::backend();
     let p = dense_params(&mut rng, data, inputs, outputs);
     let s = DenseShape { n, inputs, outputs };
-    let w = MmaDense::new(&b, &p, math).unwrap();
+    let w = MmaDense::new(&b, &b.prepare_dense(&p).unwrap(), math).unwrap();
     let cw = cpu.prepare_dense(&p).unwrap();
     let st = storage(math);
     let x = operands(&mut rng, data, n * inputs, 0.0);
@@ -655,7 +655,7 @@ fn mma_launchers_refuse_bad_buffers() {
     let b = emu::backend();
     let mut rng = Rng::new(7);
     let p = conv_params(&mut rng, Data::Exact, 4, 8);
-    let w = MmaConv::new(&b, &p, MmaMath::Tf32).unwrap();
+    let w = MmaConv::new(&b, &b.prepare_conv(&p).unwrap(), MmaMath::Tf32).unwrap();
     let x = mma::upload(&b, &[0.0; 10], Storage::F32).unwrap();
     let e = mma::conv_fwd(&b, &w, 1, (2, 2), &x, Output::Hidden, Storage::F32)
         .err()
@@ -684,5 +684,5 @@ fn mma_launchers_refuse_bad_buffers() {
         weight: vec![0.0; 5],
         ..p
     };
-    assert!(MmaConv::new(&b, &bad, MmaMath::Bf16).is_err());
+    assert!(b.prepare_conv(&bad).is_err());
 }

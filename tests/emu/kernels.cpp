@@ -20,6 +20,7 @@
 #include "dense_transpose.cu"
 #include "maxpool_forward.cu"
 #include "maxpool_route.cu"
+#include "mma_pack.cu"
 #include "prepare.cu"
 #include "relu_backward.cu"
 #include "route_scaled.cu"
@@ -77,6 +78,9 @@ extern "C" int emu_launch(const char* kernel, const unsigned* g, const unsigned*
     KERNEL(scale_heads)
     KERNEL(zbox_input)
     KERNEL(zbox_sum)
+    KERNEL(mma_pack)
+    KERNEL(to_bf16)
+    KERNEL(to_f32)
     KERNEL(conv_mma_fwd_tf32_l)
     KERNEL(conv_mma_fwd_tf32_s)
     KERNEL(conv_mma_fwd_bf16_l)

@@ -212,6 +212,15 @@ impl MmaMath {
     pub fn bf16(self) -> bool {
         self == MmaMath::Bf16
     }
+
+    /// The suffix of its entry points: `tf32`, `bf16`, `tf32x3`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            MmaMath::Tf32 => "tf32",
+            MmaMath::Bf16 => "bf16",
+            MmaMath::Tf32x3 => "tf32x3",
+        }
+    }
 }
 
 /// The three ops of a tensor-core layer: forward, the fused z / z⁺ forward, the transposed pass.
@@ -225,6 +234,15 @@ pub enum MmaOp {
 impl MmaOp {
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// The op in its entry points: `fwd`, `dual`, `t`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            MmaOp::Fwd => "fwd",
+            MmaOp::Dual => "dual",
+            MmaOp::T => "t",
+        }
     }
 
     /// Weight matrices the main loop reads.

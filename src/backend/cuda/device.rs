@@ -84,6 +84,12 @@ pub trait Device {
     /// Queues the captured work again, with the same arguments.
     fn replay(&self, graph: &Self::Graph) -> Result<()>;
 
+    /// Whether the device has the tensor cores of the `*_mma` kernels (sm_80 or later). Devices
+    /// without them run the SIMT kernels.
+    fn tensor_cores(&self) -> bool {
+        false
+    }
+
     /// Lets `kernel` launch with up to `bytes` of dynamic shared memory, past the 48 KB a block
     /// gets without asking (`CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`). Devices without
     /// such a limit accept it as it is.

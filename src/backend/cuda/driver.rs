@@ -230,6 +230,12 @@ impl Device for CudaDevice {
     type Host = CudaHost;
     type Graph = CudaGraphExec;
 
+    fn tensor_cores(&self) -> bool {
+        self.ctx
+            .compute_capability()
+            .is_ok_and(|(major, _)| major >= 8)
+    }
+
     fn name(&self) -> String {
         format!("cuda:{}", self.ordinal)
     }

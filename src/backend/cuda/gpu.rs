@@ -3,11 +3,12 @@
 //! CPU twin. Each checks its buffers against the shape, allocates the output and picks the
 //! geometry from `config.rs`, the file that also defines the kernels' tile sizes.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 
-use super::config::{self, Geometry};
+use super::config::{self, Geometry, MmaMath};
 use super::device::{Arg, Device};
-use super::registry::{self, Op, Variant};
+use super::mma::{self, MmaConv, MmaDense, Storage, ZPlus};
+use super::registry::{self, Kernel, Op, Variant};
 use crate::backend::{
     Backend, BiasMode, ConvShape, DenseShape, LayerTimer, Mask, PoolShape, Precision, Range,
     Stabilizer, WeightSet,
@@ -15,10 +16,11 @@ use crate::backend::{
 use crate::error::{Error, Result};
 use crate::model::{ConvParams, DenseParams};
 
-/// A device buffer of f32.
+/// A device buffer of `len` values: f32, or bf16 pairs (what the BF16 tensor-core kernels write).
 pub struct GpuBuf<D: Device> {
     pub(super) mem: D::Mem,
     pub(super) len: usize,
+    pub(super) storage: Storage,
 }
 
 /// A device buffer of u32 argmax indices.
@@ -38,6 +40,9 @@ impl<D: Device> GpuBuf<D> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    pub fn storage(&self) -> Storage {
+        self.storage
+    }
 }
 
 impl<D: Device> GpuIndex<D> {
@@ -55,10 +60,12 @@ pub struct GpuConv<D: Device> {
     pub cout: usize,
     pub(super) w: D::Mem, // (9·Cin, Cout): k = tap·Cin + ci, the implicit-GEMM operand
     pub(super) w_pos: D::Mem, // (9·Cin, Cout), max(w, 0)
-    wt: D::Mem,           // (9·Cout, Cin): flipped and transposed, for conv3x3ᵀ
-    wt_pos: D::Mem,       // (9·Cout, Cin), max(w, 0)
+    pub(super) wt: D::Mem, // (9·Cout, Cin): flipped and transposed, for conv3x3ᵀ
+    pub(super) wt_pos: D::Mem, // (9·Cout, Cin), max(w, 0)
     pub(super) bias: D::Mem, // (Cout): β of the bias mode `full`
     pub(super) bias_pos: D::Mem, // (Cout): β of the bias mode `positive`
+    /// The tensor-core layouts, per math, packed from the above when first used.
+    pub(super) mma: MmaCache<MmaConv<D>>,
 }
 
 /// A dense layer's weights on the device.
@@ -69,6 +76,31 @@ pub struct GpuDense<D: Device> {
     pub(super) w_pos: D::Mem,    // (out, in), max(w, 0)
     pub(super) bias: D::Mem,     // (out)
     pub(super) bias_pos: D::Mem, // (out), max(b, 0)
+    pub(super) mma: MmaCache<MmaDense<D>>,
+}
+
+/// A layer's tensor-core weights for each [`MmaMath`], made on first use (the precision may
+/// change after the weights are prepared).
+pub(super) struct MmaCache<T>([OnceCell<T>; 3]);
+
+impl<T> Default for MmaCache<T> {
+    fn default() -> Self {
+        MmaCache(Default::default())
+    }
+}
+
+impl<T> MmaCache<T> {
+    pub(super) fn get_or_make(
+        &self,
+        math: MmaMath,
+        make: impl FnOnce() -> Result<T>,
+    ) -> Result<&T> {
+        let cell = &self.0[math as usize];
+        if cell.get().is_none() {
+            let _ = cell.set(make()?);
+        }
+        Ok(cell.get().expect("set above"))
+    }
 }
 
 /// The time one range took on the device.
@@ -84,8 +116,9 @@ type Spans<E> = Vec<(String, E, E)>;
 /// The CUDA backend's ops on a [`Device`].
 pub struct GpuBackend<D: Device> {
     device: D,
-    /// Use the direct `_v1` conv kernels instead of the tiled ones (checker, benchmark entry).
-    direct: bool,
+    /// The kernel family (tensor cores where the device has them; the direct `_v1` checkers on
+    /// request).
+    variant: Variant,
     /// The arithmetic asked for; [`registry::select`] picks the kernels.
     precision: Precision,
     /// Open spans while per-range timing is on: (name, start, end) in the order they closed.
@@ -130,8 +163,8 @@ pub(super) fn stab_args(stab: Stabilizer) -> [Arg; 2] {
 impl<D: Device> GpuBackend<D> {
     pub fn from_device(device: D) -> Self {
         GpuBackend {
+            variant: Self::default_variant(&device),
             device,
-            direct: false,
             precision: Precision::F32,
             timing: RefCell::new(None),
         }
@@ -141,9 +174,31 @@ impl<D: Device> GpuBackend<D> {
         &self.device
     }
 
-    /// Runs the conv ops with the direct `_v1` kernels (the checkers) instead of the tiled ones.
+    fn default_variant(device: &D) -> Variant {
+        if device.tensor_cores() {
+            Variant::Mma
+        } else {
+            Variant::Simt
+        }
+    }
+
+    /// Runs the conv ops with the direct `_v1` kernels (the checkers) instead of the tiled ones;
+    /// `false` goes back to the device's default family.
     pub fn set_direct(&mut self, direct: bool) {
-        self.direct = direct;
+        self.variant = if direct {
+            Variant::Direct
+        } else {
+            Self::default_variant(&self.device)
+        };
+    }
+
+    /// Chooses the kernel family ([`Variant::Mma`] needs tensor cores: sm_80 or later).
+    pub fn set_variant(&mut self, variant: Variant) {
+        self.variant = variant;
+    }
+
+    pub fn variant(&self) -> Variant {
+        self.variant
     }
 
     /// Starts (or stops) timing every range with device events; [`Self::take_layer_times`]
@@ -177,9 +232,14 @@ impl<D: Device> GpuBackend<D> {
     }
 
     pub(super) fn alloc(&self, len: usize) -> Result<GpuBuf<D>> {
+        self.alloc_in(len, Storage::F32)
+    }
+
+    pub(super) fn alloc_in(&self, len: usize, storage: Storage) -> Result<GpuBuf<D>> {
         Ok(GpuBuf {
-            mem: self.device.alloc(len)?,
+            mem: self.device.alloc(storage.words(len))?,
             len,
+            storage,
         })
     }
 
@@ -191,7 +251,15 @@ impl<D: Device> GpuBackend<D> {
     /// Copies `src` into `dst` (same length) on the compute stream.
     pub fn copy_buf(&self, dst: &GpuBuf<D>, src: &GpuBuf<D>) -> Result<()> {
         check("copy", "source", src.len, dst.len)?;
-        self.device.copy(&dst.mem, &src.mem, src.len)
+        if src.storage != dst.storage {
+            return Err(Error::Backend {
+                backend: "cuda",
+                op: "copy".into(),
+                message: format!("{:?} source, {:?} destination", src.storage, dst.storage),
+            });
+        }
+        self.device
+            .copy(&dst.mem, &src.mem, src.storage.words(src.len))
     }
 
     pub(super) fn ptr(&self, mem: &D::Mem) -> Arg {
@@ -242,7 +310,7 @@ impl<D: Device> GpuBackend<D> {
     ) -> Result<Geometry> {
         geometry(
             op,
-            if self.direct {
+            if self.variant == Variant::Direct {
                 config::elementwise((positions * channels) as u64)
             } else {
                 config::conv_tiled(positions as u64, channels as u64)
@@ -250,17 +318,38 @@ impl<D: Device> GpuBackend<D> {
         )
     }
 
-    /// The kernel that runs `op` at the precision asked for (docs/gpu.md: the registry).
+    /// The SIMT or direct kernel of `op` (docs/gpu.md: the registry); the tensor-core rows
+    /// are taken by [`Self::mma_math`] before a launcher gets here.
     pub(super) fn kernel(&self, op: Op) -> &'static str {
-        registry::select(op, self.variant(), self.precision).kernel
+        let variant = match self.variant {
+            Variant::Mma => Variant::Simt,
+            v => v,
+        };
+        match registry::select(op, variant, self.precision).kernel {
+            Kernel::Named(name) => name,
+            Kernel::Mma(..) => unreachable!("the direct and SIMT rows name their kernel"),
+        }
     }
 
-    fn variant(&self) -> Variant {
-        if self.direct {
-            Variant::Direct
-        } else {
-            Variant::Simt
+    /// The math of `op`'s tensor-core kernel, when the registry picks one.
+    pub(super) fn mma_math(&self, op: Op) -> Option<MmaMath> {
+        match registry::select(op, self.variant, self.precision).kernel {
+            Kernel::Mma(_, math) => Some(math),
+            Kernel::Named(_) => None,
         }
+    }
+
+    /// Every op and the kernel it launches at the current variant and precision.
+    pub fn kernel_plan(&self) -> Vec<(Op, String)> {
+        Op::ALL
+            .into_iter()
+            .map(|op| {
+                (
+                    op,
+                    registry::select(op, self.variant, self.precision).kernel_name(),
+                )
+            })
+            .collect()
     }
 
     pub(super) fn check_conv(op: &str, s: ConvShape, w: &GpuConv<D>) -> Result<()> {
@@ -368,14 +457,11 @@ impl<D: Device> Backend for GpuBackend<D> {
     }
 
     fn upload(&self, host: &[f32]) -> Result<GpuBuf<D>> {
-        Ok(GpuBuf {
-            mem: self.device.upload(host)?,
-            len: host.len(),
-        })
+        mma::upload(self, host, Storage::F32)
     }
 
     fn download(&self, buf: &GpuBuf<D>) -> Result<Vec<f32>> {
-        self.device.download(&buf.mem, buf.len)
+        mma::download(self, buf)
     }
 
     fn prepare_conv(&self, p: &ConvParams) -> Result<GpuConv<D>> {
@@ -413,6 +499,7 @@ impl<D: Device> Backend for GpuBackend<D> {
             wt_pos,
             bias,
             bias_pos,
+            mma: MmaCache::default(),
         })
     }
 
@@ -435,10 +522,14 @@ impl<D: Device> Backend for GpuBackend<D> {
             w_pos,
             bias,
             bias_pos,
+            mma: MmaCache::default(),
         })
     }
 
     fn conv3x3_forward(&self, s: ConvShape, x: &GpuBuf<D>, w: &GpuConv<D>) -> Result<GpuBuf<D>> {
+        if let Some(math) = self.mma_math(Op::ConvForward) {
+            return self.mma_conv_forward(s, x, w, math);
+        }
         let op = "conv3x3_forward";
         Self::check_conv(op, s, w)?;
         check(op, "x", x.len, s.input_len())?;
@@ -464,6 +555,8 @@ impl<D: Device> Backend for GpuBackend<D> {
 
     fn maxpool_forward(&self, s: PoolShape, x: &GpuBuf<D>) -> Result<(GpuBuf<D>, GpuIndex<D>)> {
         let op = "maxpool_forward";
+        let mut tmp = None;
+        let x = self.as_f32(x, &mut tmp)?;
         check(op, "x", x.len, s.input_len())?;
         let y = self.alloc(s.output_len())?;
         let idx = GpuIndex {
@@ -493,6 +586,9 @@ impl<D: Device> Backend for GpuBackend<D> {
         w: &GpuDense<D>,
         relu: bool,
     ) -> Result<GpuBuf<D>> {
+        if let Some(math) = self.mma_math(Op::DenseForward) {
+            return self.mma_dense_forward(s, x, w, relu, math);
+        }
         let op = "dense_forward";
         Self::check_dense(op, s, w)?;
         check(op, "x", x.len, s.n * s.inputs)?;
@@ -527,6 +623,8 @@ impl<D: Device> Backend for GpuBackend<D> {
         r: &GpuBuf<D>,
     ) -> Result<GpuBuf<D>> {
         let op = "conv_quotient";
+        let (mut ta, mut tr) = (None, None);
+        let (a, r) = (self.as_f32(a, &mut ta)?, self.as_f32(r, &mut tr)?);
         Self::check_conv(op, s, w)?;
         check(op, "a", a.len, s.input_len())?;
         check(op, "r", r.len, s.output_len() * heads)?;
@@ -570,6 +668,9 @@ impl<D: Device> Backend for GpuBackend<D> {
         set: WeightSet,
         act: Option<&GpuBuf<D>>,
     ) -> Result<GpuBuf<D>> {
+        if let Some(math) = self.mma_math(Op::ConvTranspose) {
+            return self.mma_conv_transpose(s, heads, g, w, set, act, math);
+        }
         let op = "conv_transpose";
         Self::check_conv(op, s, w)?;
         let rows = s.n * heads;
@@ -609,6 +710,8 @@ impl<D: Device> Backend for GpuBackend<D> {
         r: &GpuBuf<D>,
     ) -> Result<GpuBuf<D>> {
         let op = "dense_quotient";
+        let (mut ta, mut tr) = (None, None);
+        let (a, r) = (self.as_f32(a, &mut ta)?, self.as_f32(r, &mut tr)?);
         Self::check_dense(op, s, w)?;
         check(op, "a", a.len, s.n * s.inputs)?;
         check(op, "r", r.len, s.n * heads * s.outputs)?;
@@ -650,6 +753,9 @@ impl<D: Device> Backend for GpuBackend<D> {
         set: WeightSet,
         act: Option<&GpuBuf<D>>,
     ) -> Result<GpuBuf<D>> {
+        if let Some(math) = self.mma_math(Op::DenseTranspose) {
+            return self.mma_dense_transpose(s, heads, g, w, set, act, math);
+        }
         let op = "dense_transpose";
         Self::check_dense(op, s, w)?;
         let rows = s.n * heads;
@@ -705,7 +811,10 @@ impl<D: Device> Backend for GpuBackend<D> {
         bias: BiasMode,
         stab: Stabilizer,
     ) -> Result<(GpuBuf<D>, GpuBuf<D>)> {
-        self.launch_conv_dual(s, x, w, bias, stab)
+        match self.mma_math(Op::ConvDual) {
+            Some(math) => self.mma_conv_dual(s, x, w, ZPlus { bias, stab }, math),
+            None => self.launch_conv_dual(s, x, w, bias, stab),
+        }
     }
 
     fn dense_dual(
@@ -717,7 +826,10 @@ impl<D: Device> Backend for GpuBackend<D> {
         bias: BiasMode,
         stab: Stabilizer,
     ) -> Result<(GpuBuf<D>, GpuBuf<D>)> {
-        self.launch_dense_dual(s, x, w, relu, bias, stab)
+        match self.mma_math(Op::DenseDual) {
+            Some(math) => self.mma_dense_dual(s, x, w, relu, (bias, stab), math),
+            None => self.launch_dense_dual(s, x, w, relu, bias, stab),
+        }
     }
 
     fn maxpool_route_scaled(
@@ -728,6 +840,8 @@ impl<D: Device> Backend for GpuBackend<D> {
         argmax: &GpuIndex<D>,
         m: &GpuBuf<D>,
     ) -> Result<GpuBuf<D>> {
+        let (mut tc, mut tm) = (None, None);
+        let (c, m) = (self.as_f32(c, &mut tc)?, self.as_f32(m, &mut tm)?);
         self.launch_route_scaled(s, heads, c, argmax, m)
     }
 
@@ -738,6 +852,8 @@ impl<D: Device> Backend for GpuBackend<D> {
         r: &GpuBuf<D>,
         m: &GpuBuf<D>,
     ) -> Result<GpuBuf<D>> {
+        let (mut tr, mut tm) = (None, None);
+        let (r, m) = (self.as_f32(r, &mut tr)?, self.as_f32(m, &mut tm)?);
         self.launch_scale_heads(n, heads, r, m)
     }
 
@@ -749,6 +865,8 @@ impl<D: Device> Backend for GpuBackend<D> {
         argmax: &GpuIndex<D>,
     ) -> Result<GpuBuf<D>> {
         let op = "maxpool_route";
+        let mut tmp = None;
+        let r = self.as_f32(r, &mut tmp)?;
         let rows = s.n * heads;
         check(op, "r", r.len, s.output_len() * heads)?;
         check(op, "argmax", argmax.len, s.output_len())?;
@@ -781,6 +899,13 @@ impl<D: Device> Backend for GpuBackend<D> {
         mask: Mask,
     ) -> Result<()> {
         let op = "relu_backward";
+        if g.storage != Storage::F32 {
+            let mut tmp = None;
+            self.as_f32(g, &mut tmp)?;
+            *g = tmp.expect("converted");
+        }
+        let mut ty = None;
+        let y = self.as_f32(y, &mut ty)?;
         let map = y.len / n.max(1);
         check(op, "y", y.len, n * map)?;
         check(op, "g", g.len, n * heads * map)?;
@@ -801,6 +926,8 @@ impl<D: Device> Backend for GpuBackend<D> {
 
     fn zbox_input(&self, x: &GpuBuf<D>, bounds: &[f32]) -> Result<GpuBuf<D>> {
         let op = "zbox_input";
+        let mut tmp = None;
+        let x = self.as_f32(x, &mut tmp)?;
         let c = bounds.len() / 2;
         check(op, "bounds", bounds.len(), 2 * c.max(1))?;
         let pixels = x.len / c;
@@ -823,6 +950,8 @@ impl<D: Device> Backend for GpuBackend<D> {
 
     fn zbox_sum(&self, halves: &GpuBuf<D>, channels: usize) -> Result<GpuBuf<D>> {
         let op = "zbox_sum";
+        let mut tmp = None;
+        let halves = self.as_f32(halves, &mut tmp)?;
         let pixels = halves.len / (2 * channels).max(1);
         check(op, "halves", halves.len, 2 * channels.max(1) * pixels)?;
         let out = self.alloc(pixels * channels)?;

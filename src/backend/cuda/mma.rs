@@ -4,17 +4,17 @@
 //! (a′ and q), and the transposed W / W⁺ pass with its per-image multiplier. The tile table of
 //! `config.rs` picks each kernel and its launch.
 //!
-//! Weights are packed on the host at load time: n-major, each row of K = taps·Cin values padded
-//! with zeros to a multiple of [`config::MMA_KPAD`] (so every pipeline stage of B is whole), bf16
-//! pairs in one word for [`MmaMath::Bf16`]. The transposed conv uses the flipped kernel with
-//! input and output channels swapped, the transposed dense layer Wᵀ.
+//! Weights are packed on the device from a prepared layer's f32 layouts (`mma_pack.cu`), once
+//! per math: n-major, each row of K = taps·Cin values padded with zeros to a multiple of
+//! [`config::MMA_KPAD`] (so every pipeline stage of B is whole), bf16 pairs in one word for
+//! [`MmaMath::Bf16`]. The transposed conv uses the flipped kernel with input and output channels
+//! swapped, the transposed dense layer Wᵀ.
 
 use super::config::{self, Entry, MmaMath, MmaOp};
 use super::device::{Arg, Device};
-use super::gpu::GpuBackend;
+use super::gpu::{GpuBackend, GpuBuf, GpuConv, GpuDense};
 use crate::backend::{BiasMode, Stabilizer, WeightSet};
 use crate::error::{Error, Result};
-use crate::model::{ConvParams, DenseParams};
 
 /// How a tensor's values are stored on the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,29 +41,6 @@ impl Storage {
         } else {
             Storage::F32
         }
-    }
-}
-
-/// A device tensor of `len` values in `storage`.
-pub struct MmaBuf<D: Device> {
-    mem: D::Mem,
-    len: usize,
-    storage: Storage,
-}
-
-impl<D: Device> MmaBuf<D> {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-    pub fn storage(&self) -> Storage {
-        self.storage
-    }
-    /// The device memory, for kernels outside this module.
-    pub fn mem(&self) -> &D::Mem {
-        &self.mem
     }
 }
 
@@ -131,8 +108,8 @@ fn stab_args(stab: Stabilizer) -> [Arg; 2] {
 }
 
 /// Copies `host` to the device in `storage`.
-pub fn upload<D: Device>(b: &GpuBackend<D>, host: &[f32], storage: Storage) -> Result<MmaBuf<D>> {
-    Ok(MmaBuf {
+pub fn upload<D: Device>(b: &GpuBackend<D>, host: &[f32], storage: Storage) -> Result<GpuBuf<D>> {
+    Ok(GpuBuf {
         mem: b.device().upload(&encode(host, storage))?,
         len: host.len(),
         storage,
@@ -140,17 +117,13 @@ pub fn upload<D: Device>(b: &GpuBackend<D>, host: &[f32], storage: Storage) -> R
 }
 
 /// The values of `buf`, as f32.
-pub fn download<D: Device>(b: &GpuBackend<D>, buf: &MmaBuf<D>) -> Result<Vec<f32>> {
+pub fn download<D: Device>(b: &GpuBackend<D>, buf: &GpuBuf<D>) -> Result<Vec<f32>> {
     let words = b.device().download(&buf.mem, buf.storage.words(buf.len))?;
     Ok(decode(&words, buf.len, buf.storage))
 }
 
-fn alloc<D: Device>(b: &GpuBackend<D>, len: usize, storage: Storage) -> Result<MmaBuf<D>> {
-    Ok(MmaBuf {
-        mem: b.device().alloc(storage.words(len))?,
-        len,
-        storage,
-    })
+fn alloc<D: Device>(b: &GpuBackend<D>, len: usize, storage: Storage) -> Result<GpuBuf<D>> {
+    b.alloc_in(len, storage)
 }
 
 fn ptr<D: Device>(b: &GpuBackend<D>, mem: &D::Mem) -> Arg {
@@ -166,29 +139,62 @@ pub struct MmaWeights<D: Device> {
     w_pos: D::Mem,
 }
 
+/// How a prepared f32 weight matrix of `n` rows (outputs) by `k` values lies in memory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// `(n, k)`: row `i` holds the k values of output `i`.
+    NMajor,
+    /// `(k, n)`: the implicit-GEMM operands of `prepare_conv`, and Wᵀ of a dense layer.
+    KMajor,
+}
+
 impl<D: Device> MmaWeights<D> {
-    /// Packs `value(n, k)` for `n < rows`, `k < k`.
-    fn new(
+    /// Packs the prepared f32 matrices `plain` and `pos` (its positive part), `n × k` in
+    /// `layout`, on the device (`mma_pack.cu`).
+    fn pack(
         b: &GpuBackend<D>,
-        rows: usize,
-        k: usize,
+        (plain, pos): (&D::Mem, &D::Mem),
+        (n, k): (usize, usize),
+        layout: Layout,
         storage: Storage,
-        value: impl Fn(usize, usize) -> f32,
     ) -> Result<Self> {
+        let op = "mma_pack";
         let kp = k.div_ceil(config::MMA_KPAD as usize) * config::MMA_KPAD as usize;
-        let mut plain = vec![0.0f32; rows * kp];
-        for n in 0..rows {
-            for kk in 0..k {
-                plain[n * kp + kk] = value(n, kk);
-            }
-        }
-        let pos: Vec<f32> = plain.iter().map(|v| v.max(0.0)).collect();
+        let words = storage.words(n * kp);
+        let geometry = config::elementwise(words as u64)
+            .ok_or_else(|| error(op, "too large for one launch"))?;
+        let packed = |src: &D::Mem| -> Result<D::Mem> {
+            let dst = b.device().alloc(words)?;
+            let args = [
+                ptr(b, src),
+                ptr(b, &dst),
+                int(op, n)?,
+                int(op, k)?,
+                int(op, kp)?,
+                flag(layout == Layout::NMajor),
+                flag(storage == Storage::Bf16),
+            ];
+            // SAFETY: `mma_pack(const float* src, unsigned* dst, int n, int k, int kp,
+            // int n_major, int bf16)`; src holds n·k floats (the prepared layer), dst n·kp
+            // values in `storage`, the words the grid walks.
+            unsafe {
+                launch(
+                    b,
+                    Entry {
+                        kernel: op,
+                        geometry,
+                    },
+                    &args,
+                )?
+            };
+            Ok(dst)
+        };
         Ok(MmaWeights {
-            n: rows,
+            n,
             k,
             kp,
-            w: b.device().upload(&encode(&plain, storage))?,
-            w_pos: b.device().upload(&encode(&pos, storage))?,
+            w: packed(plain)?,
+            w_pos: packed(pos)?,
         })
     }
 
@@ -198,6 +204,13 @@ impl<D: Device> MmaWeights<D> {
             WeightSet::Positive => &self.w_pos,
         }
     }
+}
+
+/// A copy of `len` floats (the biases of the prepared layer the tensor-core weights come from).
+fn copied<D: Device>(b: &GpuBackend<D>, src: &D::Mem, len: usize) -> Result<D::Mem> {
+    let dst = b.device().alloc(len)?;
+    b.device().copy(&dst, src, len)?;
+    Ok(dst)
 }
 
 fn bias_args<D: Device>(
@@ -227,26 +240,25 @@ pub struct MmaConv<D: Device> {
 }
 
 impl<D: Device> MmaConv<D> {
-    /// From the file's (Cout, Cin, 3, 3): B[co][tap·Cin + ci] = w[co][ci][tap] and, flipped and
-    /// transposed, Bᵀ[ci][tap·Cout + co] = w[co][ci][8 − tap].
-    pub fn new(b: &GpuBackend<D>, p: &ConvParams, math: MmaMath) -> Result<Self> {
+    /// From a prepared conv: B[co][tap·Cin + ci] = w[co][ci][tap] is its operand W (9·Cin, Cout)
+    /// transposed, and Bᵀ[ci][tap·Cout + co] = w[co][ci][8 − tap] its Wᵀ (9·Cout, Cin).
+    pub fn new(b: &GpuBackend<D>, p: &GpuConv<D>, math: MmaMath) -> Result<Self> {
         let (cin, cout) = (p.cin, p.cout);
-        if p.weight.len() != 9 * cin * cout || p.bias.len() != cout {
-            return Err(error(
-                "conv_mma",
-                format!(
-                    "a {cin}→{cout} conv needs {} weights and {cout} biases",
-                    9 * cin * cout
-                ),
-            ));
-        }
         let storage = Storage::of(math);
-        let w = |co: usize, ci: usize, tap: usize| p.weight[(co * cin + ci) * 9 + tap];
-        let fwd = MmaWeights::new(b, cout, 9 * cin, storage, |co, k| w(co, k % cin, k / cin))?;
-        let t = MmaWeights::new(b, cin, 9 * cout, storage, |ci, k| {
-            w(k % cout, ci, 8 - k / cout)
-        })?;
-        let pos: Vec<f32> = p.bias.iter().map(|v| v.max(0.0)).collect();
+        let fwd = MmaWeights::pack(
+            b,
+            (&p.w, &p.w_pos),
+            (cout, 9 * cin),
+            Layout::KMajor,
+            storage,
+        )?;
+        let t = MmaWeights::pack(
+            b,
+            (&p.wt, &p.wt_pos),
+            (cin, 9 * cout),
+            Layout::KMajor,
+            storage,
+        )?;
         Ok(MmaConv {
             cin,
             cout,
@@ -254,8 +266,8 @@ impl<D: Device> MmaConv<D> {
             tile: None,
             fwd,
             t,
-            bias: b.device().upload(&p.bias)?,
-            bias_pos: b.device().upload(&pos)?,
+            bias: copied(b, &p.bias, cout)?,
+            bias_pos: copied(b, &p.bias_pos, cout)?,
         })
     }
 }
@@ -272,30 +284,21 @@ pub struct MmaDense<D: Device> {
 }
 
 impl<D: Device> MmaDense<D> {
-    pub fn new(b: &GpuBackend<D>, p: &DenseParams, math: MmaMath) -> Result<Self> {
+    /// From a prepared dense layer: W (out, in) as it is, and Wᵀ its transpose.
+    pub fn new(b: &GpuBackend<D>, p: &GpuDense<D>, math: MmaMath) -> Result<Self> {
         let (inputs, outputs) = (p.inputs, p.outputs);
-        if p.weight.len() != inputs * outputs || p.bias.len() != outputs {
-            return Err(error(
-                "dense_mma",
-                format!(
-                    "a {inputs}→{outputs} dense layer needs {} weights and {outputs} biases",
-                    inputs * outputs
-                ),
-            ));
-        }
         let storage = Storage::of(math);
-        let w = &p.weight;
-        let fwd = MmaWeights::new(b, outputs, inputs, storage, |j, i| w[j * inputs + i])?;
-        let t = MmaWeights::new(b, inputs, outputs, storage, |i, j| w[j * inputs + i])?;
-        let pos: Vec<f32> = p.bias.iter().map(|v| v.max(0.0)).collect();
+        let w = (&p.w, &p.w_pos);
+        let fwd = MmaWeights::pack(b, w, (outputs, inputs), Layout::NMajor, storage)?;
+        let t = MmaWeights::pack(b, w, (inputs, outputs), Layout::KMajor, storage)?;
         Ok(MmaDense {
             inputs,
             outputs,
             math,
             fwd,
             t,
-            bias: b.device().upload(&p.bias)?,
-            bias_pos: b.device().upload(&pos)?,
+            bias: copied(b, &p.bias, outputs)?,
+            bias_pos: copied(b, &p.bias_pos, outputs)?,
         })
     }
 }
@@ -314,7 +317,7 @@ pub struct ZPlus {
     pub stab: Stabilizer,
 }
 
-fn check_input<D: Device>(op: &str, math: MmaMath, x: &MmaBuf<D>, len: usize) -> Result<()> {
+fn check_input<D: Device>(op: &str, math: MmaMath, x: &GpuBuf<D>, len: usize) -> Result<()> {
     if x.len != len {
         return Err(error(
             op,
@@ -372,10 +375,10 @@ pub fn conv_fwd<D: Device>(
     c: &MmaConv<D>,
     rows: usize,
     (h, w): (usize, usize),
-    x: &MmaBuf<D>,
+    x: &GpuBuf<D>,
     output: Output,
     out: Storage,
-) -> Result<MmaBuf<D>> {
+) -> Result<GpuBuf<D>> {
     let op = "conv_mma_fwd";
     let m = rows * h * w;
     check_input(op, c.math, x, m * c.cin)?;
@@ -411,11 +414,11 @@ pub fn conv_dual<D: Device>(
     c: &MmaConv<D>,
     rows: usize,
     (h, w): (usize, usize),
-    x: &MmaBuf<D>,
+    x: &GpuBuf<D>,
     output: Output,
     zplus: ZPlus,
     out: Storage,
-) -> Result<(MmaBuf<D>, MmaBuf<D>)> {
+) -> Result<(GpuBuf<D>, GpuBuf<D>)> {
     let op = "conv_mma_dual";
     let m = rows * h * w;
     check_input(op, c.math, x, m * c.cin)?;
@@ -459,10 +462,10 @@ pub fn conv_t<D: Device>(
     set: WeightSet,
     (rows, heads): (usize, usize),
     (h, w): (usize, usize),
-    g: &MmaBuf<D>,
-    mul: Option<&MmaBuf<D>>,
+    g: &GpuBuf<D>,
+    mul: Option<&GpuBuf<D>>,
     out: Storage,
-) -> Result<MmaBuf<D>> {
+) -> Result<GpuBuf<D>> {
     let op = "conv_mma_t";
     let m = rows * h * w;
     check_input(op, c.math, g, m * c.cout)?;
@@ -495,7 +498,7 @@ pub fn conv_t<D: Device>(
 fn check_mul<D: Device>(
     op: &str,
     math: MmaMath,
-    mul: Option<&MmaBuf<D>>,
+    mul: Option<&GpuBuf<D>>,
     rows: usize,
     heads: usize,
     map: usize,
@@ -586,11 +589,11 @@ pub fn dense_fwd<D: Device>(
     b: &GpuBackend<D>,
     d: &MmaDense<D>,
     rows: usize,
-    x: &MmaBuf<D>,
+    x: &GpuBuf<D>,
     output: Output,
     out: Storage,
     slices: Option<u32>,
-) -> Result<MmaBuf<D>> {
+) -> Result<GpuBuf<D>> {
     let op = "dense_mma_fwd";
     check_input(op, d.math, x, rows * d.inputs)?;
     check_output(op, d.math, out)?;
@@ -641,12 +644,12 @@ pub fn dense_dual<D: Device>(
     b: &GpuBackend<D>,
     d: &MmaDense<D>,
     rows: usize,
-    x: &MmaBuf<D>,
+    x: &GpuBuf<D>,
     output: Output,
     zplus: ZPlus,
     out: Storage,
     slices: Option<u32>,
-) -> Result<(MmaBuf<D>, MmaBuf<D>)> {
+) -> Result<(GpuBuf<D>, GpuBuf<D>)> {
     let op = "dense_mma_dual";
     check_input(op, d.math, x, rows * d.inputs)?;
     check_output(op, d.math, out)?;
@@ -717,11 +720,11 @@ pub fn dense_t<D: Device>(
     d: &MmaDense<D>,
     set: WeightSet,
     (rows, heads): (usize, usize),
-    g: &MmaBuf<D>,
-    mul: Option<&MmaBuf<D>>,
+    g: &GpuBuf<D>,
+    mul: Option<&GpuBuf<D>>,
     out: Storage,
     slices: Option<u32>,
-) -> Result<MmaBuf<D>> {
+) -> Result<GpuBuf<D>> {
     let op = "dense_mma_t";
     check_input(op, d.math, g, rows * d.outputs)?;
     check_output(op, d.math, out)?;

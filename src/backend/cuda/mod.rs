@@ -11,6 +11,7 @@
 //!   them on the CPU with the same kernel sources (`tests/emu/`);
 //! - [`registry`]: which kernel runs an op, by (op, variant, precision);
 //! - `fused`: the launchers of the fused z⁺ pass (the dual forwards and the multiplications);
+//! - [`mma`]: the tensor-core launchers; `mma_ops`: the ops the registry gives them;
 //! - [`runtime`]: the memory arena, the streams, CUDA graphs per pass shape and the pipeline
 //!   that overlaps the copies of neighbouring batches with the work of one;
 //! - [`nvtx`]: NVTX ranges for profilers.
@@ -25,6 +26,7 @@ mod fused;
 pub mod gpu;
 pub mod kernels;
 pub mod mma;
+mod mma_ops;
 pub mod nvtx;
 pub mod registry;
 pub mod runtime;
