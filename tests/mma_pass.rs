@@ -89,7 +89,7 @@ fn each_precision_launches_its_own_tensor_core_kernels() {
         }
         // The SIMT conv kernels do not run; the first conv's z^B quotient stays SIMT (f32).
         assert!(!launched.contains(&"conv3x3_dual") && !launched.contains(&"conv_transpose"));
-        let converted = launched.iter().any(|k| *k == "to_f32");
+        let converted = launched.contains(&"to_f32");
         assert_eq!(converted, precision == Precision::Bf16, "{launched:?}");
     }
 }
