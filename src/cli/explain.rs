@@ -16,8 +16,11 @@
 //! H, W), filled in input order as images finish, and `OUT/relevance.index.json` at the end.
 //! Every file is written through a temporary file and a rename. `OUT/fingerprints.jsonl` holds,
 //! per image folder, the fingerprint of the settings that made its outputs (model file, preset,
-//! methods, targets, formats, picture and array options, Grad-CAM layer): a rerun skips an image
-//! only when its outputs exist and were made the same way. The work runs on [`sglrp::pipeline`].
+//! methods, targets, formats, picture and array options, Grad-CAM layer, `--layer`): a rerun
+//! skips an image only when its outputs exist and were made the same way. With `--layer` the
+//! arrays hold the layer's `(C, H, W)` or `(F,)` maps, and the pictures the layer's heatmap
+//! enlarged to the input's side (none for a dense layer's map). The work runs on
+//! [`sglrp::pipeline`].
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
