@@ -1,26 +1,59 @@
 #!/usr/bin/env bash
-# One prepared GPU check of the CUDA backend, in two stages (the device has the CUDA toolkit,
-# PyTorch and Nsight Compute, but no Rust toolchain and no network).
+# One prepared GPU check of the CUDA backend at every precision, in two stages (the device has
+# the CUDA toolkit, PyTorch and Nsight Compute, but no Rust toolchain and no network).
 #
-#   benches/device_check.sh stage [DIR]    here: build release binaries with the kernels
-#                                          (SGLRP_REQUIRE_KERNELS=1), stage them, the test
-#                                          executable and a Zennit 0.5.1 wheel into DIR (.device)
-#   benches/device_check.sh device [DIR]   there, from the repository root with DIR carried:
-#                                          nvidia-smi, the ignored GPU tests, verify on VGG16
-#                                          224×224 batch 8 (all presets and methods), bench,
-#                                          Zennit on PyTorch with the same weights and batch
-#                                          sizes, and ncu limited to the NVTX range
-#                                          relevance/conv3_2 — one JSON and one markdown report
-#                                          (+ the full log) under $OUT (else DIR/out).
+#   benches/device_check.sh stage [DIR]            here: build release binaries with the kernels
+#                                                  (SGLRP_REQUIRE_KERNELS=1), stage them, the test
+#                                                  executable and a Zennit 0.5.1 wheel into DIR
+#                                                  (.device)
+#   benches/device_check.sh device [DIR] [--dry-run]
+#                                                  there, from the repository root with DIR
+#                                                  carried: for each precision f32, tf32, bf16:
+#                                                  `sglrp info` (the kernels it runs), `sglrp
+#                                                  verify`, `sglrp bench` at batch 1, 8, 32, 128,
+#                                                  and Zennit on PyTorch at the same precision
+#                                                  and batch sizes (benches/zennit_gpu.py); then
+#                                                  the ignored GPU tests and ncu inside the NVTX
+#                                                  range relevance/conv3_2. One report, JSON and
+#                                                  markdown (card, date, numbers per precision,
+#                                                  sglrp ÷ Zennit), and the full log, under
+#                                                  $OUT/benches/results/<card>_<date>/ (without
+#                                                  $OUT: DIR/out/…). Copy that folder into
+#                                                  benches/results/.
 #
+# Without a GPU (no working nvidia-smi), or with --dry-run, `device` rehearses what it can: the
+# argument parsing of every sglrp command it runs, `sglrp bench --device cpu` on one 32×32 image,
+# the Python syntax of zennit_gpu.py and device_report.py, and the report, into /tmp/device_check_dry/… (or $OUT/…).
+# The sglrp binary is DIR/bin/sglrp, else $SGLRP_BIN, else $CARGO_TARGET_DIR/debug/sglrp.
+#
+# Time: every step has a cap, and all of them share one budget ($DEVICE_CHECK_BUDGET seconds,
+# default 510): a step gets at most what is left of it, and a step with under 5 s left is
+# skipped, so the whole script ends within about 8.5 minutes, inside the device tool's
+# 10-minute call. On an H200 a normal run should take about 7.5 minutes, by the 2026-11-27 run's
+# step times (benches/results/cuda_h200_2026-11-27): three verify runs of about 50 s each (their
+# CPU reference dominates), the GPU tests about 120 s, bench and Zennit 20–30 s per precision;
+# the GPU tests come late, so a slow run cuts them and ncu, not the numbers. Each step prints
+# its seconds and the time spent so far.
 # With the device tool: run `benches/device_check.sh stage`, then run
 # `bash benches/device_check.sh device` with carry [".device"] and timeout_s 600.
-# Every device step has its own timeout and the script goes on after a failure; the steps' caps
-# add up to about 9 minutes, a normal run takes far less.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-mode="${1:?usage: $0 stage|device [DIR]}"
-dir="${2:-.device}"
+
+usage() { echo "usage: $0 stage [DIR] | device [DIR] [--dry-run]" >&2; exit 2; }
+mode="${1:-}"
+[ -n "$mode" ] || usage
+shift
+dir=.device
+dry=0
+for arg in "$@"; do
+    case "$arg" in
+        --dry-run) dry=1 ;;
+        -*) usage ;;
+        *) dir="$arg" ;;
+    esac
+done
+PRECISIONS="f32 tf32 bf16"
+BATCHES=1,8,32,128
 
 stage() {
     set -e
@@ -51,134 +84,107 @@ for line in sys.stdin:
 }
 
 device() {
-    out="${OUT:-$dir/out}"
+    budget="${DEVICE_CHECK_BUDGET:-510}"
+    if [ "$dry" = 0 ] && ! nvidia-smi -L > /dev/null 2>&1; then
+        echo "no GPU here (nvidia-smi fails): a dry run"
+        dry=1
+    fi
+    if [ "$dry" = 1 ]; then
+        out_root="${OUT:-/tmp/device_check_dry}"
+        card=cpu_dry_run
+    else
+        out_root="${OUT:-$dir/out}"
+        card="cuda_$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 \
+            | tr 'A-Z' 'a-z' | sed 's/^nvidia //; s/[^a-z0-9]\+/_/g; s/_$//')"
+    fi
+    date_tag="$(date -u +%Y-%m-%d)"
+    report_dir="$out_root/benches/results/${card}_${date_tag}"
     work=/tmp/device_check
-    rm -rf "$work" && mkdir -p "$out" "$work"
-    log="$out/device_check.log"
+    rm -rf "$work" && mkdir -p "$report_dir" "$work"
+    log="$report_dir/device_check.log"
     : > "$log"
     steps="$work/steps.tsv"
     : > "$steps"
-    step() {  # step NAME TIMEOUT COMMAND…: runs it, logs it, records status and seconds
-        local name="$1" limit="$2"
+    start=$SECONDS
+    step() {  # step NAME CAP COMMAND…: runs it within what is left of the budget, logs it
+        local name="$1" cap="$2"
         shift 2
+        local left=$((budget - (SECONDS - start)))
+        local limit=$((cap < left ? cap : left))
+        if [ "$limit" -lt 5 ]; then
+            echo "=== $name: skipped, ${left}s of the ${budget}s budget left" | tee -a "$log"
+            printf '%s\tskipped\t0\n' "$name" >> "$steps"
+            return
+        fi
         echo "=== $name (timeout ${limit}s): $*" | tee -a "$log"
         local t0=$SECONDS
-        timeout --kill-after=10 "$limit" "$@" > "$work/$name.out" 2>&1
+        timeout --kill-after=5 "$limit" "$@" > "$work/$name.out" 2>&1
         local rc=$?
         cat "$work/$name.out" >> "$log"
-        tail -n 40 "$work/$name.out"
+        tail -n 25 "$work/$name.out"
         printf '%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - t0))" >> "$steps"
-        echo "=== $name: exit $rc after $((SECONDS - t0))s" | tee -a "$log"
+        echo "=== $name: exit $rc after $((SECONDS - t0))s; $((SECONDS - start))s of ${budget}s spent" \
+            | tee -a "$log"
     }
-    # Tests find their fixtures through the path the crate was built at.
-    manifest="$(cat "$dir/manifest_dir" 2>/dev/null || true)"
-    if [ -n "$manifest" ] && [ ! -e "$manifest/Cargo.toml" ]; then
-        mkdir -p "$(dirname "$manifest")" && ln -sfn "$PWD" "$manifest"
-    fi
-    # NVTX: CUDA 13 ships libnvtx3interop (PyTorch's nvidia-nvtx wheel), not libnvToolsExt.
-    nvtx="$(find / -xdev \( -name 'libnvToolsExt.so*' -o -name 'libnvtx3interop.so*' \) 2>/dev/null | head -1)"
-    [ -n "$nvtx" ] && export SGLRP_NVTX_LIB="$nvtx"
-    echo "NVTX library: ${nvtx:-none found}" | tee -a "$log"
+    skip() {  # skip NAME WHY
+        echo "=== $1: skipped ($2)" | tee -a "$log"
+        printf '%s\tskipped\t0\n' "$1" >> "$steps"
+    }
 
-    step nvidia_smi 15 nvidia-smi
-    step tests 150 "$dir/bin/cuda_ops" --include-ignored --test-threads=1
-    step verify 100 "$dir/bin/cuda" verify --batch 8 --side 224 \
-        --json "$work/verify.json" --md "$work/verify.md"
-    if "$dir/bin/sglrp" verify --help > /dev/null 2>&1; then
-        step cli_verify 80 "$dir/bin/sglrp" verify --device cuda --json "$work/cli_verify.json"
+    sglrp="$dir/bin/sglrp"
+    if [ "$dry" = 1 ] && [ ! -x "$sglrp" ]; then
+        sglrp="${SGLRP_BIN:-${CARGO_TARGET_DIR:-target}/debug/sglrp}"
     fi
-    step bench 60 "$dir/bin/cuda" bench --batch-sizes 1,8,32 --side 224 \
-        --json "$work/bench.json" --md "$work/bench.md"
-    step save_model 20 "$dir/bin/cuda" save-model "$work/vgg16.safetensors"
-    python3 -m pip install -q --no-index --no-deps --target "$work/site" "$dir"/wheels/zennit-*.whl \
-        >> "$log" 2>&1
-    step zennit 60 env PYTHONPATH="$work/site" PYTHONUNBUFFERED=1 python3 benches/zennit_gpu.py \
-        --batch-sizes 1,8,32 --weights "$work/vgg16.safetensors" --json "$work/zennit.json"
-    # Ranges nest by their `/` parts (src/backend/cuda/nvtx.rs): relevance › conv3_2.
-    step ncu 40 ncu --nvtx --nvtx-include "relevance/conv3_2/" --metrics gpu__time_duration.sum \
-        "$dir/bin/cuda" explain-once --batch 1
+    [ -x "$sglrp" ] || { echo "no sglrp binary at $sglrp (stage first)" | tee -a "$log"; exit 1; }
+    echo "sglrp: $sglrp; report: $report_dir; budget ${budget}s" | tee -a "$log"
 
-    python3 - "$work" "$out" "$dir" <<'PY'
-import json, os, re, subprocess, sys, time
-work, out, stage = sys.argv[1:4]
-def load(name):
-    try:
-        with open(os.path.join(work, name)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-def text(name):
-    try:
-        with open(os.path.join(work, name)) as f:
-            return f.read()
-    except OSError:
-        return ''
-steps = [dict(zip(('step', 'exit', 'seconds'), l.split('\t'))) for l in text('steps.tsv').splitlines()]
-try:
-    smi = subprocess.run(['nvidia-smi', '--query-gpu=name,driver_version,memory.total', '--format=csv,noheader'],
-                         capture_output=True, text=True, timeout=30).stdout.strip()
-except (OSError, subprocess.SubprocessError) as e:
-    smi = f'nvidia-smi failed: {e}'
-tests = text('tests.out')
-summary = re.findall(r'test result: .*', tests)
-ncu = text('ncu.out')
-kernels = sorted(set(re.findall(r'^\s*(conv_\w+|dense_\w+|maxpool_\w+|relu_backward|prepare_conv|positive)\b', ncu, re.M)))
-report = {
-    'date': time.strftime('%Y-%m-%d %H:%M:%S %Z'),
-    'gpu': smi,
-    'kernels_built_with': open(os.path.join(stage, 'kernels')).read().strip()
-        if os.path.exists(os.path.join(stage, 'kernels')) else '',
-    'steps': steps,
-    'tests': summary,
-    'verify': load('verify.json'),
-    'verify_demo_model': load('cli_verify.json'),
-    'bench': load('bench.json'),
-    'zennit': load('zennit.json'),
-    'ncu_nvtx_relevance_conv3_2': {'kernels_profiled': kernels,
-                                   'proved': any(k.startswith('conv_') for k in kernels)},
-}
-def passed(v, step):
-    return bool(v) and bool(v['methods']) \
-        and all(c['pass'] for c in v['layers'] + v['methods']) \
-        and any(s['step'] == step and s['exit'] == '0' for s in steps)
-verify_ok = passed(report['verify'], 'verify') and passed(report['verify_demo_model'], 'cli_verify')
-report['verify_passed'] = verify_ok
-with open(os.path.join(out, 'device_report.json'), 'w') as f:
-    json.dump(report, f, indent=2)
-md = [f"# CUDA device check — {report['gpu']} — {report['date']}", '',
-      f"kernels: {report['kernels_built_with']}", '', '| step | exit | seconds |', '|---|---|---|']
-md += [f"| {s['step']} | {s['exit']} | {s['seconds']} |" for s in steps]
-md += ['', '## GPU tests (cuda_ops --include-ignored)', ''] + [f'- {s}' for s in summary]
-md += [f'- {l.strip()}' for l in tests.splitlines() if 'FAILED' in l or 'panicked' in l]
-md += ['', '## verify (CUDA f32 vs CPU, docs/numerics.md §Bounds)', '', '### VGG16, random weights (benches/cuda.rs verify)', '',
-       text('verify.md') or '(no result)', '', '### the demo model on the bundled samples (sglrp verify --device cuda)', '',
-       text('cli_verify.out').strip() or '(no result)', '',
-       f"**verify {'PASSED' if verify_ok else 'FAILED'}**", '', '## bench', '', text('bench.md') or '(no result)',
-       '', '## Zennit 0.5.1 on PyTorch, same GPU, same weights', '']
-z = report['zennit']
-if z:
-    md += [f"{z['config']}", '', '| pass | batch | ms/batch | images/s |', '|---|---|---|---|']
-    md += [f"| {r['pass']} | {r['batch']} | {r['ms_per_batch']:.2f} | {r['images_per_s']:.1f} |" for r in z['rows']]
-else:
-    md.append('(no result)')
-b = report['bench']
-if z and b:
-    ours = {(r['pass'], r['batch']): r['images_per_s'] for r in b['rows']}
-    md += ['', '## sglrp ÷ Zennit, images/s, same GPU', '', '| pass | batch | sglrp | Zennit | ratio |',
-           '|---|---|---|---|---|']
-    md += [f"| {r['pass']} | {r['batch']} | {ours[(r['pass'], r['batch'])]:.1f} | {r['images_per_s']:.1f} | "
-           f"{ours[(r['pass'], r['batch'])] / r['images_per_s']:.2f} |"
-           for r in z['rows'] if (r['pass'], r['batch']) in ours]
-md += ['', '## ncu --nvtx --nvtx-include "relevance/conv3_2/"', '',
-       f"kernels profiled inside the range: {', '.join(kernels) or 'none'}"]
-with open(os.path.join(out, 'device_report.md'), 'w') as f:
-    f.write('\n'.join(md) + '\n')
-print('\n'.join(md))
-PY
+    if [ "$dry" = 1 ]; then
+        for p in $PRECISIONS; do
+            step "info_$p" 20 "$sglrp" info --device cpu --precision "$p"
+            step "verify_$p" 10 "$sglrp" verify --device cpu --precision "$p" --help
+            step "bench_$p" 60 "$sglrp" bench --device cpu --precision "$p" --side 32 \
+                --batch-size 1 --repeats 1 --method lrp --json "$work/bench_$p.json"
+        done
+        step python_syntax 20 python3 -m py_compile benches/zennit_gpu.py benches/device_report.py
+        for name in tests ncu; do skip "$name" "no GPU"; done
+    else
+        # Tests find their fixtures through the path the crate was built at.
+        manifest="$(cat "$dir/manifest_dir" 2>/dev/null || true)"
+        if [ -n "$manifest" ] && [ ! -e "$manifest/Cargo.toml" ]; then
+            mkdir -p "$(dirname "$manifest")" && ln -sfn "$PWD" "$manifest"
+        fi
+        # NVTX: CUDA 13 ships libnvtx3interop (PyTorch's nvidia-nvtx wheel), not libnvToolsExt.
+        nvtx="$(find / -xdev \( -name 'libnvToolsExt.so*' -o -name 'libnvtx3interop.so*' \) 2>/dev/null | head -1)"
+        [ -n "$nvtx" ] && export SGLRP_NVTX_LIB="$nvtx"
+        echo "NVTX library: ${nvtx:-none found}" | tee -a "$log"
+
+        step nvidia_smi 10 nvidia-smi
+        # The verdicts and sglrp's numbers first, so that a short budget cuts the extras.
+        for p in $PRECISIONS; do
+            step "info_$p" 15 "$sglrp" info --device cuda --precision "$p"
+            step "verify_$p" 80 "$sglrp" verify --device cuda --precision "$p" --json "$work/verify_$p.json"
+            step "bench_$p" 60 "$sglrp" bench --device cuda --precision "$p" --batch-size "$BATCHES" \
+                --repeats 3 --json "$work/bench_$p.json"
+        done
+        step save_model 20 "$dir/bin/cuda" save-model "$work/vgg16.safetensors"
+        python3 -m pip install -q --no-index --no-deps --target "$work/site" "$dir"/wheels/zennit-*.whl \
+            >> "$log" 2>&1
+        for p in $PRECISIONS; do
+            step "zennit_$p" 60 env PYTHONPATH="$work/site" PYTHONUNBUFFERED=1 python3 benches/zennit_gpu.py \
+                --precision "$p" --batch-sizes "$BATCHES" --repeats 3 \
+                --weights "$work/vgg16.safetensors" --json "$work/zennit_$p.json"
+        done
+        step tests 150 "$dir/bin/cuda_ops" --include-ignored --test-threads=1
+        # Ranges nest by their `/` parts (src/backend/cuda/nvtx.rs): relevance › conv3_2.
+        step ncu 30 ncu --nvtx --nvtx-include "relevance/conv3_2/" --metrics gpu__time_duration.sum \
+            "$dir/bin/cuda" explain-once --batch 1
+    fi
+    echo "=== all steps: $((SECONDS - start))s of ${budget}s" | tee -a "$log"
+    python3 benches/device_report.py "$work" "$report_dir" "$dir" "$card" "$date_tag" "$dry" "$PRECISIONS"
 }
 
 case "$mode" in
     stage) stage ;;
     device) device ;;
-    *) echo "usage: $0 stage|device [DIR]" >&2; exit 2 ;;
+    *) usage ;;
 esac

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, KernelUse, Precision, kernel_lines};
 use crate::error::Result;
 use crate::explain::{Method, Network, Preset, Request, Target};
 use crate::model::{
@@ -75,6 +75,9 @@ pub struct BenchReport {
     pub model: String,
     pub input_side: usize,
     pub preset: String,
+    /// The precision the kernels were asked for, and what ran each op at it.
+    pub precision: Precision,
+    pub kernels: Vec<KernelUse>,
     pub rows: Vec<BenchRow>,
     pub layers: Vec<LayerRow>,
 }
@@ -82,10 +85,17 @@ pub struct BenchReport {
 impl BenchReport {
     pub fn to_markdown(&self) -> String {
         let mut s = format!(
-            "bench: {} ({}), {} {}×{}, preset {}\n\n\
+            "bench: {} ({}), {} {}×{}, preset {}, precision {}\n\nkernels:\n{}\n\
              | pass | batch | ms/batch | images/s | GFLOP/image | TFLOP/s | of peak |\n\
              |---|---|---|---|---|---|---|\n",
-            self.device, self.hardware, self.model, self.input_side, self.input_side, self.preset
+            self.device,
+            self.hardware,
+            self.model,
+            self.input_side,
+            self.input_side,
+            self.preset,
+            self.precision,
+            kernel_lines(&self.kernels)
         );
         for r in &self.rows {
             s.push_str(&format!(
@@ -208,6 +218,8 @@ pub fn bench<B: Backend>(
         model: info.name.clone(),
         input_side: info.input_side,
         preset: options.preset.name().into(),
+        precision: net.backend().precision(),
+        kernels: net.backend().kernels(),
         rows,
         layers,
     })

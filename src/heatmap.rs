@@ -148,6 +148,15 @@ impl Display {
         }
     }
 
+    /// This `(h, w)` heatmap on a `side × side` grid, each value repeated over the pixels it
+    /// covers (nearest neighbour, no smoothing): a layer's map drawn at the image's size.
+    pub fn upsampled(self, h: usize, w: usize, side: usize) -> Display {
+        let values = (0..side * side)
+            .map(|p| self.values[(p / side) * h / side * w + (p % side) * w / side])
+            .collect();
+        Display { values, ..self }
+    }
+
     /// Whether there is nothing to draw: a positive heatmap of a map without positive relevance,
     /// or an all-zero map.
     pub fn is_empty(&self) -> bool {
@@ -188,6 +197,26 @@ pub fn format_scale(v: f32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upsampling_repeats_each_value_over_its_pixels() {
+        // A 2×3 map on a 4×4 grid: rows 0‥1 → 0, 2‥3 → 1; columns 0,1 → 0, 2 → 1, 3 → 2.
+        let d = Display::new(
+            &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+            1,
+            HeatmapKind::Positive,
+            0.0,
+        );
+        let up = d.clone().upsampled(2, 3, 4);
+        let v: Vec<f32> = up.values.iter().map(|x| x * 6.0).collect();
+        assert_eq!(
+            v,
+            [
+                1.0, 1.0, 2.0, 3.0, 1.0, 1.0, 2.0, 3.0, 4.0, 4.0, 5.0, 6.0, 4.0, 4.0, 5.0, 6.0
+            ]
+        );
+        assert_eq!(up.scale, d.scale);
+    }
 
     #[test]
     fn heatmap_clips_then_sums_channels() {

@@ -537,3 +537,152 @@ fn a_sample_matches_the_library_with_the_demo_model() {
     let p = record["predictions"][0]["probability"].as_f64().unwrap();
     assert!((p - expected.probabilities[expected.explanations[0].target] as f64).abs() < 1e-7);
 }
+
+/// The library's explanations of one image with the relevance taken at the input of `layer`.
+fn library_layer_result(
+    model: &Model,
+    image: &Path,
+    requests: &[Request],
+    layer: &str,
+) -> sglrp::explain::ImageResult {
+    let img = image::open(image).unwrap().to_rgb8();
+    let input = model.preprocess.prepare(&img, model.input_side);
+    let mut net = Network::new(CpuBackend::new(None).unwrap(), model).unwrap();
+    net.set_relevance_layer(Some(layer)).unwrap();
+    net.explain_each(&input, requests, Preset::Paper)
+        .unwrap()
+        .remove(0)
+}
+
+#[test]
+fn layer_relevance_is_written_with_the_layers_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = write_test_images(&dir.path().join("in"));
+    let model_path = small_model();
+    let model = Model::load(&model_path).unwrap();
+    let requests: Vec<Request> = [Method::Lrp, Method::Sglrp]
+        .map(|m| Request::new(m, Target::Rank(1)))
+        .into();
+    // conv2_1's input is pool1's output, 16×16×8; fc1's input is flatten's, 128 features.
+    for (layer, shape, pictures) in [
+        ("conv2_1", vec![8, 16, 16], true),
+        ("fc1", vec![128], false),
+    ] {
+        let out = dir.path().join(layer);
+        let run = sglrp(
+            &[
+                "explain".as_ref(),
+                images[0].as_os_str(),
+                "--model".as_ref(),
+                model_path.as_os_str(),
+                "--out".as_ref(),
+                out.as_os_str(),
+                "--method".as_ref(),
+                "lrp,sglrp".as_ref(),
+                "--format".as_ref(),
+                "png,overlay,grid,npy,npz,json".as_ref(),
+                "--layer".as_ref(),
+                layer.as_ref(),
+            ],
+            None,
+        );
+        run.assert_no_panic();
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(
+            run.stderr.contains("no picture"),
+            !pictures,
+            "{layer}: {}",
+            run.stderr
+        );
+        let stem = images[0].file_stem().unwrap().to_str().unwrap();
+        let folder = out.join(stem);
+        let expected = library_layer_result(&model, &images[0], &requests, layer);
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(folder.join("result.json")).unwrap()).unwrap();
+        assert_eq!(record["layer"], layer);
+        assert_eq!(record["map_shape"], serde_json::json!(shape));
+        for (k, method) in ["lrp", "sglrp"].into_iter().enumerate() {
+            let (npy_shape, values) = read_npy(&folder.join(format!("{method}_top1.npy")));
+            assert_eq!(
+                npy_shape,
+                shape.iter().map(|&d| d as u64).collect::<Vec<_>>()
+            );
+            assert_eq!(expected.explanations[k].shape, shape);
+            assert_eq!(
+                values, expected.explanations[k].relevance,
+                "{layer} {method}: npy differs from the library's result"
+            );
+            for picture in ["", "_overlay"] {
+                let path = folder.join(format!("{method}_top1{picture}.png"));
+                assert_eq!(path.is_file(), pictures, "{}", path.display());
+                if pictures {
+                    let side = model.input_side as u32;
+                    assert_eq!(read_png(&path).dimensions(), (side, side));
+                }
+            }
+        }
+        assert_eq!(folder.join("grid.png").is_file(), pictures);
+        assert!(folder.join("maps.npz").is_file());
+        // The layer is part of the settings: a run at another layer recomputes.
+        let fingerprints = std::fs::read_to_string(out.join("fingerprints.jsonl")).unwrap();
+        let again = sglrp(
+            &[
+                "explain".as_ref(),
+                images[0].as_os_str(),
+                "--model".as_ref(),
+                model_path.as_os_str(),
+                "--out".as_ref(),
+                out.as_os_str(),
+                "--method".as_ref(),
+                "lrp,sglrp".as_ref(),
+                "--format".as_ref(),
+                "npy,json".as_ref(),
+                "--layer".as_ref(),
+                "conv1_2".as_ref(),
+            ],
+            None,
+        );
+        assert_eq!(again.code, 0, "{}", again.stderr);
+        assert!(again.stderr.contains("1 explained"), "{}", again.stderr);
+        let after = std::fs::read_to_string(out.join("fingerprints.jsonl")).unwrap();
+        assert_ne!(after.lines().last(), fingerprints.lines().last());
+        let (npy_shape, _) = read_npy(&folder.join("lrp_top1.npy"));
+        assert_eq!(
+            npy_shape,
+            [8, 32, 32],
+            "conv1_2's input is conv1_1's output"
+        );
+    }
+}
+
+#[test]
+fn an_unknown_layer_or_a_baseline_with_a_layer_is_one_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = write_test_images(&dir.path().join("in"));
+    let model_path = small_model();
+    let run = |extra: &[&str]| {
+        let mut a: Vec<std::ffi::OsString> = vec![
+            "explain".into(),
+            images[0].clone().into(),
+            "--model".into(),
+            model_path.clone().into(),
+            "--out".into(),
+            dir.path().join("out").into(),
+        ];
+        a.extend(extra.iter().map(Into::into));
+        sglrp(&a, None)
+    };
+    let unknown = run(&["--layer", "conv9_9", "-m", "lrp"]);
+    unknown.assert_no_panic();
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    unknown.assert_one_error_naming("conv9_9");
+    let line = unknown.errors()[0];
+    assert!(
+        line.contains("conv1_1") && line.contains("pool4") && line.contains("fc2"),
+        "the error lists the valid layers: {line}"
+    );
+    let baseline = run(&["--layer", "pool2"]);
+    assert_eq!(baseline.code, 2, "{}", baseline.stderr);
+    baseline.assert_one_error_naming("guided_gradcam");
+    assert!(!dir.path().join("out").exists(), "nothing is written");
+}

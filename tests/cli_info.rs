@@ -82,3 +82,32 @@ fn default_model_is_the_demo_model() {
     let run2 = sglrp(&["info"], Some(elsewhere.path()));
     assert_eq!(run2.code, run.code, "{}", run2.stderr);
 }
+
+#[test]
+fn lists_the_kernels_of_the_cpu_at_any_precision() {
+    for precision in ["f32", "bf16"] {
+        let run = sglrp(&["info", "--device", "cpu", "--precision", precision], None);
+        run.assert_no_panic();
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let out = &run.stdout;
+        assert!(
+            out.contains(&format!("kernels on cpu at --precision {precision}")),
+            "{out}"
+        );
+        let row = out
+            .lines()
+            .find(|l| l.contains("every op"))
+            .unwrap_or_else(|| panic!("no kernel row:\n{out}"));
+        assert!(
+            row.contains("CPU reference") && row.ends_with("(f32)"),
+            "{row}"
+        );
+        // Asked for another precision, the CPU says it computes in f32.
+        assert_eq!(
+            out.contains("note: the CPU backend computes in f32"),
+            precision != "f32"
+        );
+    }
+    let bad = sglrp(&["info", "--precision", "fp8"], None);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+}

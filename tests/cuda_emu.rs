@@ -7,7 +7,7 @@ mod common;
 mod emu;
 mod twins;
 
-use sglrp::backend::Backend;
+use sglrp::backend::{Backend, Precision};
 use sglrp::explain::{Method, Network, Preset, Request, Target};
 use sglrp::model::Model;
 
@@ -167,4 +167,47 @@ fn layer_timing_records_every_range() {
     assert_eq!(names, want);
     assert!(times.iter().all(|t| t.ms >= 0.0));
     assert_eq!(net.backend().name(), "emu");
+}
+
+#[test]
+fn the_kernels_listed_are_the_kernels_launched() {
+    let model = twins::random_model(SEED + 15, false);
+    let x = vec![0.5; model.input_side * model.input_side * 3];
+    for direct in [false, true] {
+        for precision in Precision::ALL {
+            let mut b = emu::backend();
+            b.set_direct(direct);
+            b.set_precision(precision);
+            let listed = b.kernels();
+            let net = Network::new(b, &model).unwrap();
+            // The fused pass launches every op of the registry: the first conv's forward, the
+            // dual forwards, the z^B quotient and the transposed products.
+            net.explain_each(
+                &x,
+                &[Request::new(Method::Sglrp, Target::Rank(1))],
+                Preset::Zennit,
+            )
+            .unwrap();
+            let launches = net.backend().device().launches.borrow().clone();
+            let (registry, others) = listed.split_at(listed.len() - 1);
+            assert!(others[0].op.starts_with("every other op"), "{listed:?}");
+            for k in registry {
+                assert!(
+                    launches.contains(&k.kernel.as_str()),
+                    "{precision} direct={direct}: {} listed, not launched: {launches:?}",
+                    k.kernel
+                );
+                assert!(
+                    k.precision == precision || k.precision == Precision::F32,
+                    "{k:?}"
+                );
+            }
+            for conv in launches.iter().filter(|k| k.starts_with("conv")) {
+                assert!(
+                    registry.iter().any(|k| k.kernel == *conv),
+                    "{conv} launched, not listed: {listed:?}"
+                );
+            }
+        }
+    }
 }

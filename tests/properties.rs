@@ -5,7 +5,9 @@ mod common;
 
 use common::{Rng, fixtures, rel_l2};
 use sglrp::backend::cpu::CpuBackend;
-use sglrp::explain::{Method, Network, Preset, Request, Target, head};
+use sglrp::explain::{
+    Formulation, Method, Network, Preset, Request, Rule, Target, head, hwc_to_chw,
+};
 use sglrp::model::{Channels, ConvParams, DenseParams, Layer, Model, Preprocess, Resize};
 
 fn small_net() -> Network<CpuBackend> {
@@ -263,4 +265,116 @@ fn innvestigate_rescaling_by_hand() {
         (relevance[0] - 2.0).abs() < 1e-6 && (relevance[7] - 1.0).abs() < 1e-6,
         "{relevance:?}"
     );
+}
+
+/// Per explanation of `net.explain_each`, the per-op pass ([`Formulation::Reference`], one head
+/// at a time) from its head down to the input of layer `stop`, as `(C, H, W)`.
+fn reference_maps_at(
+    net: &mut Network<CpuBackend>,
+    x: &[f32],
+    results: &[sglrp::explain::ImageResult],
+    preset: Preset,
+    stop: usize,
+) -> Vec<Vec<f32>> {
+    let formulation = net.formulation();
+    net.set_formulation(Formulation::Reference);
+    let side = net.info().input_side;
+    let d = net.info().dims[stop].0;
+    let mut maps = Vec::new();
+    for (i, result) in results.iter().enumerate() {
+        let image = &x[i * side * side * 3..][..side * side * 3];
+        let fwd = net.forward(image).unwrap();
+        for e in &result.explanations {
+            let hwc = net
+                .backward(&fwd, 1, &e.head, Rule::Relevance(preset), stop)
+                .unwrap();
+            maps.push(hwc_to_chw(&hwc, d.h, d.w, d.c));
+        }
+    }
+    net.set_formulation(formulation);
+    maps
+}
+
+#[test]
+fn relevance_at_a_layer_is_the_reference_pass_stopped_there() {
+    let mut net = small_net();
+    let x = images(&net, 2, 5);
+    let names = net.info().layer_names.clone();
+    for preset in [Preset::Paper, Preset::Zennit] {
+        for (stop, name) in names.iter().enumerate().skip(1) {
+            net.set_relevance_layer(Some(name)).unwrap();
+            assert_eq!(net.relevance_layer(), stop);
+            for formulation in [Formulation::Fused, Formulation::Reference] {
+                net.set_formulation(formulation);
+                let results = net.explain_each(&x, &all_requests(), preset).unwrap();
+                let expected = reference_maps_at(&mut net, &x, &results, preset, stop);
+                let got = results.iter().flat_map(|r| &r.explanations);
+                for (e, want) in got.zip(&expected) {
+                    assert_eq!(e.shape, net.info().map_shape(stop), "{name}");
+                    assert_eq!(e.relevance.len(), want.len());
+                    // The per-op pass is the oracle: the same ops bit for bit; the fused pass
+                    // to rounding of the relevance that flows (the head's size for the
+                    // contrastive heads, whose maps cancel).
+                    let flow: f64 = e.head.iter().map(|&v| (v as f64).abs()).sum();
+                    let worst = e
+                        .relevance
+                        .iter()
+                        .zip(want)
+                        .map(|(&a, &b)| (a as f64 - b as f64).abs())
+                        .fold(0.0, f64::max);
+                    match formulation {
+                        Formulation::Reference => assert_eq!(&e.relevance, want, "{name}"),
+                        Formulation::Fused => assert!(
+                            worst <= 1e-5 * flow,
+                            "{preset:?} {name} {}: max |fused − reference| = {worst:e}, head {flow:e}",
+                            e.method
+                        ),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn paper_preset_conserves_relevance_at_every_layer() {
+    let mut net = small_net();
+    let x = images(&net, 2, 6);
+    let names = net.info().layer_names.clone();
+    for name in &names {
+        net.set_relevance_layer(Some(name)).unwrap();
+        for result in net
+            .explain_each(&x, &all_requests(), Preset::Paper)
+            .unwrap()
+        {
+            for e in &result.explanations {
+                let total: f64 = e.relevance.iter().map(|&v| v as f64).sum();
+                let expected: f64 = e.head.iter().map(|&v| v as f64).sum();
+                let flow: f64 = e
+                    .relevance
+                    .iter()
+                    .chain(&e.head)
+                    .map(|&v| (v as f64).abs())
+                    .sum();
+                assert!(
+                    (total - expected).abs() <= 1e-5 * flow,
+                    "{name}, {} target {}: ΣR = {total}, head sum {expected}",
+                    e.method,
+                    e.target
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn an_unknown_relevance_layer_is_an_error_naming_the_layers() {
+    let mut net = small_net();
+    let e = net
+        .set_relevance_layer(Some("conv7_1"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("conv7_1") && e.contains("pool1, conv2_1"), "{e}");
+    assert_eq!(net.relevance_layer(), 0, "an error keeps the setting");
+    net.set_relevance_layer(None).unwrap();
 }

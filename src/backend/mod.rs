@@ -14,13 +14,16 @@ pub mod open;
 use std::fmt;
 use std::str::FromStr;
 
+use serde::Serialize;
+
 use crate::error::Result;
 use crate::model::{ConvParams, DenseParams};
 
 /// The arithmetic a backend's kernels use (docs/numerics.md §Bounds). `F32` is f32-accurate;
 /// `Tf32` and `Bf16` trade accuracy for tensor-core throughput. The CPU reference always
 /// computes in f32.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     #[default]
     F32,
@@ -64,6 +67,26 @@ impl FromStr for Precision {
             .find(|p| p.name() == s.to_ascii_lowercase())
             .ok_or_else(|| format!("unknown precision `{s}` (expected f32, tf32 or bf16)"))
     }
+}
+
+/// What runs an op on a backend ([`Backend::kernels`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KernelUse {
+    /// The op (`ConvForward`, …), or the ops a row stands for.
+    pub op: String,
+    /// The kernel's entry point, or what computes the op.
+    pub kernel: String,
+    /// The arithmetic it computes in (a precision without its own kernel falls back to f32).
+    pub precision: Precision,
+}
+
+/// One line per op, `  op  kernel  (precision)`, the ops aligned (`sglrp info`, `sglrp bench`).
+pub fn kernel_lines(kernels: &[KernelUse]) -> String {
+    let width = kernels.iter().map(|k| k.op.len()).max().unwrap_or(0);
+    kernels
+        .iter()
+        .map(|k| format!("  {:<width$}  {}  ({})\n", k.op, k.kernel, k.precision))
+        .collect()
 }
 
 /// Shape of a 3×3, stride-1, pad-1 convolution over `n` images.
@@ -224,6 +247,10 @@ pub trait Backend {
 
     /// The arithmetic the ops run in now.
     fn precision(&self) -> Precision;
+
+    /// Per op, what the backend launches for it at its current precision (`sglrp info`, `sglrp
+    /// bench`).
+    fn kernels(&self) -> Vec<KernelUse>;
 
     /// Opens the range `name` (`forward/conv3_2`, …) until the returned guard drops: a label for
     /// profilers and per-layer timers. Does nothing unless a backend says otherwise.

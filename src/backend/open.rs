@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use super::cpu::CpuBackend;
 use super::cuda::{self, CudaBackend};
-use super::{Backend, Precision};
+use super::{Backend, KernelUse, Precision};
 
 /// Where to run, as the user asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -187,6 +187,14 @@ impl Opened {
         match self {
             Opened::Cpu(cpu) => cpu.set_precision(precision),
             Opened::Cuda(gpu) => gpu.set_precision(precision),
+        }
+    }
+
+    /// Per op, what the backend launches for it at its current precision.
+    pub fn kernels(&self) -> Vec<KernelUse> {
+        match self {
+            Opened::Cpu(cpu) => cpu.kernels(),
+            Opened::Cuda(gpu) => gpu.kernels(),
         }
     }
 

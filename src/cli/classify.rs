@@ -17,35 +17,36 @@ use super::progress::Progress;
 use super::record::predictions;
 use super::{
     ClassifyArgs, EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, load_model, probability_digits, report,
+    usage,
 };
 
 pub fn run(args: ClassifyArgs) -> u8 {
-    let (_, model) = match load_model(args.model.model.as_deref(), args.model.classes.as_deref()) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    let devices = match Devices::open(&args.model.device, args.model.threads, args.model.precision)
-    {
-        Ok(d) => d,
-        Err(e) => {
-            report(e);
-            return EXIT_USAGE;
-        }
-    };
+    try_run(args).unwrap_or_else(|code| code)
+}
+
+fn try_run(args: ClassifyArgs) -> Result<u8, u8> {
+    let (_, model) = load_model(args.model.model.as_deref(), args.model.classes.as_deref())?;
+    let devices = usage(Devices::open(
+        &args.model.device,
+        args.model.threads,
+        args.model.precision,
+    ))?;
     let mut expanded = inputs::expand(&args.input.inputs, None);
     if expanded.inputs.is_empty() {
         for e in &expanded.errors {
             report(e);
         }
         report("no images to classify");
-        return EXIT_USAGE;
+        return Err(EXIT_USAGE);
     }
     expanded.inputs = args.input.shard.filter(expanded.inputs, |i| key_id(&i.key));
     let batch_size = devices.batch_size(args.input.batch_size.map(|n| n as usize));
-    if let Err(e) = super::check_batch_memory(&model, batch_size, 0, &devices.caps) {
-        report(e);
-        return EXIT_USAGE;
-    }
+    usage(super::check_batch_memory(
+        &model,
+        batch_size,
+        0,
+        &devices.caps,
+    ))?;
     let progress = Progress::new(expanded.inputs.len(), args.input.quiet);
     let mut failed = expanded.errors.len();
     for e in &expanded.errors {
@@ -94,14 +95,11 @@ pub fn run(args: ClassifyArgs) -> u8 {
         },
     );
     progress.finish();
-    if let Err(e) = result {
-        report(e);
-        return EXIT_USAGE;
-    }
+    usage(result)?;
     if failed > 0 || stdout_closed {
-        EXIT_INPUTS_FAILED
+        Ok(EXIT_INPUTS_FAILED)
     } else {
-        EXIT_OK
+        Ok(EXIT_OK)
     }
 }
 

@@ -39,7 +39,7 @@ use super::device::{self, Devices};
 use super::outdir;
 use super::progress::Progress;
 use super::record::model_hash;
-use super::{EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, EvalArgs, load_model, report};
+use super::{EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, EvalArgs, load_model, report, usage};
 
 /// The settings a results folder was made with.
 #[derive(Clone, Debug, Serialize)]
@@ -57,37 +57,23 @@ struct Settings {
 }
 
 pub fn run(args: EvalArgs) -> u8 {
+    try_run(args).unwrap_or_else(|code| code)
+}
+
+fn try_run(args: EvalArgs) -> Result<u8, u8> {
     let (model_path, model) =
-        match load_model(args.model.model.as_deref(), args.model.classes.as_deref()) {
-            Ok(loaded) => loaded,
-            Err(code) => return code,
-        };
-    let (mut dataset, source) = match load_dataset(&args) {
-        Ok(d) => d,
-        Err(e) => {
-            report(e);
-            return EXIT_USAGE;
-        }
-    };
+        load_model(args.model.model.as_deref(), args.model.classes.as_deref())?;
+    let (mut dataset, source) = usage(load_dataset(&args))?;
     dataset.check_classes(model.num_classes());
     for warning in &dataset.warnings {
         eprintln!("warning: {warning}");
     }
-    let devices = match Devices::open(&args.model.device, args.model.threads, args.model.precision)
-    {
-        Ok(d) => d,
-        Err(e) => {
-            report(e);
-            return EXIT_USAGE;
-        }
-    };
-    let hash = match model_hash(&model_path) {
-        Ok(h) => h,
-        Err(e) => {
-            report(e);
-            return EXIT_USAGE;
-        }
-    };
+    let devices = usage(Devices::open(
+        &args.model.device,
+        args.model.threads,
+        args.model.precision,
+    ))?;
+    let hash = usage(model_hash(&model_path))?;
     let methods: Vec<_> = args.method.iter().map(|m| m.method()).collect();
     let cfg = EvalConfig {
         methods,
@@ -95,13 +81,7 @@ pub fn run(args: EvalArgs) -> u8 {
         seed: args.seed,
         ..EvalConfig::default()
     };
-    let gradcam_layer = match gradcam_layer_name(&model, args.gradcam_layer.as_deref()) {
-        Ok(name) => name,
-        Err(e) => {
-            report(e);
-            return EXIT_USAGE;
-        }
-    };
+    let gradcam_layer = usage(gradcam_layer_name(&model, args.gradcam_layer.as_deref()))?;
     let settings = Settings {
         model: model_path.display().to_string(),
         model_hash: hash,
@@ -115,13 +95,7 @@ pub fn run(args: EvalArgs) -> u8 {
     };
     let out = &args.out;
     let shard = args.shard;
-    let _claimed = match outdir::claim(out, &outdir::lock_name(shard)) {
-        Ok(c) => c,
-        Err(e) => {
-            report(e);
-            return EXIT_USAGE;
-        }
-    };
+    let _claimed = usage(outdir::claim(out, &outdir::lock_name(shard)))?;
     let samples: Vec<&Sample> = dataset
         .samples
         .iter()
@@ -129,13 +103,7 @@ pub fn run(args: EvalArgs) -> u8 {
         .collect();
     let samples = shard.filter(samples, |s| s.content_key());
     let lines_path = out.join(shard_file(EVAL_RECORDS.0, EVAL_RECORDS.1, shard));
-    let mut done = match resume(out, &settings, &samples, &lines_path) {
-        Ok(d) => d,
-        Err(e) => {
-            report(e);
-            return EXIT_USAGE;
-        }
-    };
+    let mut done = usage(resume(out, &settings, &samples, &lines_path))?;
     // Lines that name no sample are the first shard's to report.
     let mut skipped: Vec<String> = if shard.index() == 1 {
         dataset.skipped.clone()
@@ -149,10 +117,12 @@ pub fn run(args: EvalArgs) -> u8 {
         .collect();
     let batch_size = devices.batch_size(args.batch_size.map(usize::from));
     let heads = 2 * cfg.methods.len();
-    if let Err(e) = super::check_batch_memory(&model, batch_size, heads, &devices.caps) {
-        report(e);
-        return EXIT_USAGE;
-    }
+    usage(super::check_batch_memory(
+        &model,
+        batch_size,
+        heads,
+        &devices.caps,
+    ))?;
     let progress = Progress::new(todo.len(), args.quiet);
     for reason in &skipped {
         progress.error(reason);
@@ -196,21 +166,18 @@ pub fn run(args: EvalArgs) -> u8 {
     progress.finish();
     if let Some(e) = result.err().or(write_error) {
         report(e);
-        return EXIT_USAGE;
+        return Err(EXIT_USAGE);
     }
     // In the dataset's order, whichever run computed them.
     let done: Vec<ImageScores> = samples
         .iter()
         .filter_map(|s| done.remove(&s.content_key()))
         .collect();
-    if let Err(e) = finish(out, shard, done, &skipped, &cfg, args.quiet) {
-        report(e);
-        return EXIT_USAGE;
-    }
+    usage(finish(out, shard, done, &skipped, &cfg, args.quiet))?;
     if skipped.is_empty() {
-        EXIT_OK
+        Ok(EXIT_OK)
     } else {
-        EXIT_INPUTS_FAILED
+        Ok(EXIT_INPUTS_FAILED)
     }
 }
 

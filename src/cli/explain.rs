@@ -16,8 +16,11 @@
 //! H, W), filled in input order as images finish, and `OUT/relevance.index.json` at the end.
 //! Every file is written through a temporary file and a rename. `OUT/fingerprints.jsonl` holds,
 //! per image folder, the fingerprint of the settings that made its outputs (model file, preset,
-//! methods, targets, formats, picture and array options, Grad-CAM layer): a rerun skips an image
-//! only when its outputs exist and were made the same way. The work runs on [`sglrp::pipeline`].
+//! methods, targets, formats, picture and array options, Grad-CAM layer, `--layer`): a rerun
+//! skips an image only when its outputs exist and were made the same way. With `--layer` the
+//! arrays hold the layer's `(C, H, W)` or `(F,)` maps, and the pictures the layer's heatmap
+//! enlarged to the input's side (none for a dense layer's map). The work runs on
+//! [`sglrp::pipeline`].
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;
@@ -28,7 +31,8 @@ use sglrp::backend::Backend;
 use sglrp::backend::open::{Caps, OnBackend};
 use sglrp::cluster::merge::EXPLAIN_SUMMARY;
 use sglrp::cluster::shard_file;
-use sglrp::explain::{ImageResult, Network, Preset, Request, ranking};
+use sglrp::explain::{Explanation, ImageResult, Network, Preset, Request, ranking};
+use sglrp::heatmap::Display;
 use sglrp::io::array::{
     ArrayOptions, Head, MapSpace, Stack, StackHead, StackImage, StackIndex, channel_name,
     write_image_npz,
@@ -36,7 +40,7 @@ use sglrp::io::array::{
 use sglrp::io::images::{read_rgb, write_png};
 use sglrp::io::npy::write_npy;
 use sglrp::io::write_atomic;
-use sglrp::model::{Model, Preprocess};
+use sglrp::model::{Model, Preprocess, layer_index, map_shape};
 use sglrp::pipeline::network::{Explainer, ItemResult, NetworkInput};
 use sglrp::pipeline::{self, Compute, Flow, Options};
 use sglrp::render::{self, GridRow, RenderOptions};
@@ -49,7 +53,7 @@ use super::record::{ExplanationRecord, ImageRecord, fingerprint, model_hash, pre
 use super::targets::{self, TargetSpec};
 use super::{
     EXIT_INPUTS_FAILED, EXIT_OK, EXIT_USAGE, ExplainArgs, Format, MethodArg, load_model,
-    probability_digits, report, unique,
+    probability_digits, report, unique, usage,
 };
 
 /// Everything the batch loop needs, fixed for the run.
@@ -66,6 +70,8 @@ struct Job {
     side: usize,
     classes: Vec<String>,
     preprocess: Preprocess,
+    /// `--layer`: where the LRP maps are taken; `None`: at the image.
+    layer: Option<LayerMap>,
     /// The fingerprint of the settings (see the module's documentation).
     fingerprint: String,
     /// What made each image folder's outputs.
@@ -116,73 +122,66 @@ enum Found {
 }
 
 pub fn run(args: ExplainArgs) -> u8 {
+    try_run(args).unwrap_or_else(|code| code)
+}
+
+fn try_run(args: ExplainArgs) -> Result<u8, u8> {
     let (model_path, model) =
-        match load_model(args.model.model.as_deref(), args.model.classes.as_deref()) {
-            Ok(loaded) => loaded,
-            Err(code) => return code,
-        };
-    let targets = match targets::parse_all(&args.target, &model.classes) {
-        Ok(t) => t,
-        Err(e) => {
-            report(e);
-            return EXIT_USAGE;
+        load_model(args.model.model.as_deref(), args.model.classes.as_deref())?;
+    let targets = usage(targets::parse_all(&args.target, &model.classes))?;
+    let layer = usage(LayerMap::of(&args, &model))?;
+    if let Some(layer) = layer.as_ref().filter(|l| !l.pictured()) {
+        let pictures = [Format::Png, Format::Overlay, Format::Grid];
+        if args.format.iter().any(|f| pictures.contains(f)) {
+            eprintln!(
+                "note: --layer {}: a dense layer's map has no picture; png, overlay and grid \
+                 are not written",
+                layer.name
+            );
         }
-    };
-    let devices = match Devices::open(&args.model.device, args.model.threads, args.model.precision)
-    {
-        Ok(d) => d,
-        Err(e) => {
-            report(e);
-            return EXIT_USAGE;
-        }
-    };
+    }
+    let devices = usage(Devices::open(
+        &args.model.device,
+        args.model.threads,
+        args.model.precision,
+    ))?;
     if args.format.contains(&Format::Stack) && args.map_space == MapSpace::Image {
         report(
             "--format stack needs --map-space input: maps in the images' own pixels differ in \
              size and cannot be stacked (use npy or npz for them)",
         );
-        return EXIT_USAGE;
+        return Err(EXIT_USAGE);
     }
     let shard = args.input.shard;
-    let _claimed = match outdir::claim(&args.out, &outdir::lock_name(shard)) {
-        Ok(c) => c,
-        Err(e) => {
-            report(e);
-            return EXIT_USAGE;
-        }
-    };
-    let hash = match model_hash(&model_path) {
-        Ok(h) => h,
-        Err(e) => {
-            report(e);
-            return EXIT_USAGE;
-        }
-    };
-    let fingerprints = match outdir::Fingerprints::open(&args.out) {
-        Ok(f) => f,
-        Err(e) => {
-            report(e);
-            return EXIT_USAGE;
-        }
-    };
-    let job = Job::new(&args, model_path, &model, targets, &hash, fingerprints);
+    let _claimed = usage(outdir::claim(&args.out, &outdir::lock_name(shard)))?;
+    let hash = usage(model_hash(&model_path))?;
+    let fingerprints = usage(outdir::Fingerprints::open(&args.out))?;
+    let job = Job::new(
+        &args,
+        model_path,
+        &model,
+        targets,
+        layer,
+        &hash,
+        fingerprints,
+    );
     let mut expanded = inputs::expand(&args.input.inputs, Some(&job.out));
     if expanded.inputs.is_empty() {
         for e in &expanded.errors {
             report(e);
         }
         report("no images to explain");
-        return EXIT_USAGE;
+        return Err(EXIT_USAGE);
     }
     // A shard may be left with no inputs: it still writes its (empty) summary for `sglrp merge`.
     expanded.inputs = shard.filter(expanded.inputs, |i| key_id(&i.key));
     let batch_size = devices.batch_size(args.input.batch_size.map(|n| n as usize));
-    if let Err(e) =
-        super::check_batch_memory(&model, batch_size, job.requests().len(), &devices.caps)
-    {
-        report(e);
-        return EXIT_USAGE;
-    }
+    usage(super::check_batch_memory(
+        &model,
+        batch_size,
+        job.requests().len(),
+        &devices.caps,
+    ))?;
     let progress = Progress::new(expanded.inputs.len(), args.input.quiet);
     for e in &expanded.errors {
         progress.error(e);
@@ -190,13 +189,13 @@ pub fn run(args: ExplainArgs) -> u8 {
     let (stem, extension) = EXPLAIN_SUMMARY;
     let stack_path = job.out.join("relevance.npy");
     let stack = if job.wants(Format::Stack) {
-        let heads = job.requests().len() as u64;
-        let side = job.side as u64;
-        match Stack::create(&stack_path, expanded.inputs.len(), &[heads, 3, side, side]) {
+        let mut shape = vec![job.requests().len() as u64];
+        shape.extend(job.map_shape().iter().map(|&d| d as u64));
+        match Stack::create(&stack_path, expanded.inputs.len(), &shape) {
             Ok(stack) => Some(stack),
             Err(e) => {
                 report(e);
-                return EXIT_USAGE;
+                return Err(EXIT_USAGE);
             }
         }
     } else {
@@ -204,13 +203,9 @@ pub fn run(args: ExplainArgs) -> u8 {
     };
     // One entry per stack row, in input order, as the engine hands the images back.
     let mut stack_images = Vec::new();
-    let mut summary = match Summary::create(job.out.join(shard_file(stem, extension, shard))) {
-        Ok(s) => s,
-        Err(e) => {
-            report(e);
-            return EXIT_USAGE;
-        }
-    };
+    let mut summary = usage(Summary::create(
+        job.out.join(shard_file(stem, extension, shard)),
+    ))?;
     let mut counts = Counts {
         failed: expanded.errors.len(),
         ..Counts::default()
@@ -274,6 +269,7 @@ pub fn run(args: ExplainArgs) -> u8 {
         requests: job.requests(),
         preset: job.preset,
         gradcam_layer: args.gradcam_layer.as_deref(),
+        layer: args.layer.as_deref(),
         model_path: &job.model_path,
         kind: PhantomData,
     };
@@ -298,10 +294,7 @@ pub fn run(args: ExplainArgs) -> u8 {
         },
     );
     progress.finish();
-    if let Err(e) = result {
-        report(e);
-        return EXIT_USAGE;
-    }
+    usage(result)?;
     if let Some(stack) = stack {
         let index = job.stack_index(stack.shape().to_vec(), stack_images);
         let written = stack
@@ -331,9 +324,9 @@ pub fn run(args: ExplainArgs) -> u8 {
         );
     }
     if failed > 0 {
-        EXIT_INPUTS_FAILED
+        Ok(EXIT_INPUTS_FAILED)
     } else {
-        EXIT_OK
+        Ok(EXIT_OK)
     }
 }
 
@@ -351,6 +344,8 @@ struct BuildExplainer<'a, P> {
     requests: Vec<Request>,
     preset: Preset,
     gradcam_layer: Option<&'a str>,
+    /// `--layer`.
+    layer: Option<&'a str>,
     kind: PhantomData<fn() -> P>,
 }
 
@@ -374,6 +369,9 @@ impl<'a, P: NetworkInput + 'a> OnBackend for BuildExplainer<'a, P> {
                 .set_gradcam_layer(layer)
                 .map_err(|e| format!("--gradcam-layer: {e}"))?;
         }
+        network
+            .set_relevance_layer(self.layer)
+            .map_err(|e| format!("--layer: {e}"))?;
         Ok(Box::new(Explainer {
             network,
             requests: self.requests,
@@ -441,11 +439,16 @@ impl Job {
         model_path: PathBuf,
         model: &Model,
         targets: Vec<TargetSpec>,
+        layer: Option<LayerMap>,
         model_hash: &str,
         fingerprints: outdir::Fingerprints,
     ) -> Job {
         let methods = unique(&args.method);
-        let formats = unique(&args.format);
+        let pictured = layer.as_ref().is_none_or(LayerMap::pictured);
+        let formats: Vec<Format> = unique(&args.format)
+            .into_iter()
+            .filter(|f| pictured || ![Format::Png, Format::Overlay, Format::Grid].contains(f))
+            .collect();
         let settings = serde_json::json!({
             "model": model_hash,
             "preset": args.preset.name(),
@@ -459,6 +462,7 @@ impl Job {
             "array_channels": format!("{:?}", args.array_channels).to_lowercase(),
             "map_space": args.map_space.name(),
             "gradcam_layer": args.gradcam_layer,
+            "layer": args.layer,
         });
         Job {
             out: args.out.clone(),
@@ -481,6 +485,7 @@ impl Job {
             side: model.input_side,
             classes: model.classes.clone(),
             preprocess: model.preprocess.clone(),
+            layer,
             fingerprint: fingerprint(&settings),
             fingerprints,
         }
@@ -498,6 +503,52 @@ impl Job {
 
     fn wants(&self, format: Format) -> bool {
         self.formats.contains(&format)
+    }
+
+    /// The shape of every map of the run: the layer's, or `(3, S, S)` at the image.
+    fn map_shape(&self) -> Vec<usize> {
+        match &self.layer {
+            Some(layer) => layer.shape.clone(),
+            None => vec![3, self.side, self.side],
+        }
+    }
+
+    /// The heatmap of a map on the network's `S × S` view: a layer's `(C, H, W)` map enlarged
+    /// to it (nearest neighbour); `None` for a dense layer's `(F,)` map, which has no picture.
+    fn display(&self, e: &Explanation) -> Option<Display> {
+        match e.shape[..] {
+            [c, h, w] => {
+                let display = self.render.display(&e.relevance, c);
+                Some(if (h, w) == (self.side, self.side) {
+                    display
+                } else {
+                    display.upsampled(h, w, self.side)
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// A map as the arrays hold it, with its shape: at a layer, as it is; at the image, in the
+    /// channel order and pixels asked for.
+    fn array(
+        &self,
+        e: &Explanation,
+        image_size: (u32, u32),
+    ) -> Result<(Vec<u64>, Vec<f32>), String> {
+        if self.layer.is_some() {
+            let shape = e.shape.iter().map(|&d| d as u64).collect();
+            return Ok((shape, e.relevance.clone()));
+        }
+        self.arrays
+            .map(
+                &e.relevance,
+                e.channels,
+                self.side,
+                &self.preprocess,
+                image_size,
+            )
+            .map_err(|e| e.to_string())
     }
 
     /// The requests for one image: target-major, then method.
@@ -570,32 +621,32 @@ impl Job {
             .iter()
             .any(|&f| self.wants(f));
         for (e, files) in result.explanations.iter().zip(&plan.files) {
-            let display = self.render.display(&e.relevance, e.channels);
-            let panel = self.render.panel(&display, side, side);
+            let display = self.display(e);
             let array = if wants_arrays || image.is_some() {
-                Some(
-                    self.arrays
-                        .map(&e.relevance, e.channels, self.side, pre, size)
-                        .map_err(|e| e.to_string())?,
-                )
+                Some(self.array(e, size)?)
             } else {
                 None
             };
-            // Pictures in the image's pixels come from the map resampled to them.
-            let (picture_display, backdrop) = match (image, &array) {
-                (Some(image), Some((_, values))) => {
-                    (self.render.display(values, e.channels), image)
-                }
-                _ => (display, view),
-            };
-            let (w, h) = backdrop.dimensions();
-            if let Some(path) = files.get("png") {
-                let heat = self.render.heatmap_image(&picture_display, w, h);
-                write_png(path, &heat).map_err(|e| e.to_string())?;
+            if let Some(display) = &display {
+                panels.push(self.render.panel(display, side, side));
             }
-            if let Some(path) = files.get("overlay") {
-                let over = render::overlay(backdrop, &picture_display, self.render.cmap);
-                write_png(path, &over).map_err(|e| e.to_string())?;
+            // Pictures in the image's pixels come from the map resampled to them.
+            let picture = match (image, &array) {
+                (Some(image), Some((_, values))) => {
+                    Some((self.render.display(values, e.channels), image))
+                }
+                _ => display.map(|d| (d, view)),
+            };
+            if let Some((picture_display, backdrop)) = &picture {
+                let (w, h) = backdrop.dimensions();
+                if let Some(path) = files.get("png") {
+                    let heat = self.render.heatmap_image(picture_display, w, h);
+                    write_png(path, &heat).map_err(|e| e.to_string())?;
+                }
+                if let Some(path) = files.get("overlay") {
+                    let over = render::overlay(backdrop, picture_display, self.render.cmap);
+                    write_png(path, &over).map_err(|e| e.to_string())?;
+                }
             }
             if let (Some(path), Some((shape, values))) = (files.get("npy"), &array) {
                 write_npy(path, shape, values).map_err(|e| e.to_string())?;
@@ -603,7 +654,6 @@ impl Job {
             if let Some(array) = array {
                 arrays.push(array);
             }
-            panels.push(panel);
             let sum = |v: &[f32]| v.iter().map(|&x| f64::from(x)).sum::<f64>();
             explanations.push((e, files, sum(&e.relevance), sum(&e.head)));
         }
@@ -659,8 +709,12 @@ impl Job {
                 })
                 .collect();
             let headers: Vec<String> = self.methods.iter().map(|m| m.title().to_string()).collect();
+            let at = match &self.layer {
+                Some(layer) => format!("  ·  relevance at {}", layer.name),
+                None => String::new(),
+            };
             let title = format!(
-                "{}  ·  {} preset  ·  {} heatmap",
+                "{}  ·  {} preset  ·  {} heatmap{at}",
                 input.path.display(),
                 self.preset,
                 self.render.kind
@@ -701,6 +755,8 @@ impl Job {
             model_input: Some([self.side, self.side]),
             channels: Some(channel_name(channels).into()),
             map_space: Some(self.arrays.space.name().into()),
+            layer: self.layer.as_ref().map(|l| l.name.clone()),
+            map_shape: self.layer.as_ref().map(|l| l.shape.clone()),
             npz: plan.npz.as_ref().map(|p| relative(&plan.dir, p)),
             preset: Some(self.preset.name().into()),
             predictions: predictions(&result.logits, &self.classes, 5),
@@ -799,6 +855,46 @@ impl Job {
             error: Some(super::single_line(&error)),
             ..ImageRecord::default()
         })
+    }
+}
+
+/// `--layer`: the layer at whose input the LRP maps are taken, and their shape.
+struct LayerMap {
+    name: String,
+    /// `[C, H, W]`, or `[F]` at a dense layer.
+    shape: Vec<usize>,
+}
+
+impl LayerMap {
+    /// `--layer` checked against the model and the other options.
+    fn of(args: &ExplainArgs, model: &Model) -> Result<Option<LayerMap>, String> {
+        let Some(name) = &args.layer else {
+            return Ok(None);
+        };
+        let i = layer_index(&model.layer_names(), name).map_err(|e| format!("--layer: {e}"))?;
+        let lrp = [MethodArg::Lrp, MethodArg::Clrp, MethodArg::Sglrp];
+        if let Some(m) = args.method.iter().find(|m| !lrp.contains(m)) {
+            return Err(format!(
+                "--layer {name}: relevance at a layer is for the LRP methods, not {} (use \
+                 --method lrp,clrp,sglrp)",
+                m.name()
+            ));
+        }
+        if args.map_space == MapSpace::Image {
+            return Err(format!(
+                "--layer {name}: a layer's maps are on the layer's grid; --map-space image is for \
+                 maps at the image"
+            ));
+        }
+        Ok(Some(LayerMap {
+            name: name.clone(),
+            shape: map_shape(model.specs()[i], model.dims()[i].0),
+        }))
+    }
+
+    /// Whether its maps can be drawn: `(C, H, W)`, not a dense layer's `(F,)`.
+    fn pictured(&self) -> bool {
+        self.shape.len() == 3
     }
 }
 

@@ -6,7 +6,9 @@
 use sglrp::model::{Channels, Dims, LayerCost, Model, Resize, layer_costs};
 
 use sglrp::backend::open::{DeviceId, Opened};
+use sglrp::backend::{Precision, kernel_lines};
 
+use super::device::Device;
 use super::{EXIT_OK, InfoArgs, device, load_model, print_or_exit};
 
 /// One line of the report into `o` (written out at once, so that a closed stdout is one error).
@@ -125,10 +127,33 @@ pub fn run(args: InfoArgs) -> u8 {
             );
         }
     }
+    say!(o);
+    match kernels(&args.device, threads, args.precision) {
+        Ok(text) => o.push_str(&text),
+        Err(e) => say!(o, "kernels   unavailable: {e}"),
+    }
     if let Err(code) = print_or_exit(&o) {
         return code;
     }
     EXIT_OK
+}
+
+/// What runs each op on the first device of `device` at `precision`: a header line, then one
+/// line per op (with the backend's note when the precision is not honoured).
+fn kernels(
+    device: &Device,
+    threads: Option<usize>,
+    precision: Precision,
+) -> Result<String, String> {
+    let id = device.resolve()?[0];
+    let mut opened = Opened::open(id, threads)?;
+    let note = opened.set_precision(precision);
+    let mut o = format!("kernels on {id} at --precision {precision}\n");
+    if let Some(note) = note {
+        say!(o, "  note: {note}");
+    }
+    o.push_str(&kernel_lines(&opened.kernels()));
+    Ok(o)
 }
 
 fn describe_preprocess(model: &Model) -> String {

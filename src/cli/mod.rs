@@ -212,6 +212,14 @@ struct ExplainArgs {
     #[arg(long, value_name = "LAYER")]
     gradcam_layer: Option<String>,
 
+    /// Relevance at the input of this layer instead of at the image (conv4_1, pool3, fc1, …:
+    /// the names `sglrp info` lists), like Zennit's and Captum's layer relevance; LRP methods
+    /// only. The arrays hold the layer's map, (C, H, W), or (F,) at a dense layer; png, overlay
+    /// and grid draw its heatmap on the layer's grid, enlarged to the input's size (none at a
+    /// dense layer).
+    #[arg(long, value_name = "LAYER")]
+    layer: Option<String>,
+
     /// Channel order of the arrays (npy, npz, stack): rgb, or model (the model's own order).
     #[arg(long, default_value = "rgb", value_name = "ORDER")]
     array_channels: ArrayChannels,
@@ -457,6 +465,15 @@ struct InfoArgs {
     /// CPU worker threads to report (default: one per core).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
+
+    /// The device whose kernels to list (auto: cuda:0 when usable, else the CPU; of a list, the
+    /// first).
+    #[arg(long, default_value = "auto", value_name = "DEVICE")]
+    device: Device,
+
+    /// The precision to list the kernels at: f32, tf32 or bf16.
+    #[arg(long, default_value = "f32", value_name = "PRECISION")]
+    precision: Precision,
 }
 
 /// A method the CLI can run: the LRP family and the baselines of docs/evaluation.md.
@@ -577,6 +594,15 @@ fn check_batch_memory(
 /// Prints one error line. Every error the CLI reports goes through here.
 fn report(message: impl std::fmt::Display) {
     eprintln!("error: {}", single_line(&message.to_string()));
+}
+
+/// `result`, or its error reported in one line as a usage error ([`EXIT_USAGE`], for `?` in a
+/// command that returns its exit code as the error).
+fn usage<T>(result: Result<T, impl std::fmt::Display>) -> Result<T, u8> {
+    result.map_err(|e| {
+        report(e);
+        EXIT_USAGE
+    })
 }
 
 /// Collapses a message onto one line.

@@ -36,6 +36,11 @@ pub struct ImageRecord {
     /// Pixels of the heatmaps and arrays: `input` (the network's) or `image` (the file's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map_space: Option<String>,
+    /// `--layer`: the layer at whose input the maps are, and their shape, `[C, H, W]` or `[F]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_shape: Option<Vec<usize>>,
     /// Every map of the image, with what each is (`--format npz`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub npz: Option<String>,

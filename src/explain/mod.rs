@@ -50,10 +50,14 @@ pub struct Explanation {
     /// the baselines: the one-hot vector of the target, whose logit they differentiate).
     pub head: Vec<f32>,
     /// The map, `(C, H, W)`: for the LRP methods the signed input relevance, `C = 3` in the
-    /// model's channel order; for the gradients the gradient; for Grad-CAM and Random `C = 1`.
+    /// model's channel order (at [`Network::set_relevance_layer`]'s layer: the relevance at its
+    /// input, `(C, H, W)` or `(F,)`); for the gradients the gradient; for Grad-CAM and Random
+    /// `C = 1`.
     pub relevance: Vec<f32>,
-    /// `C` of `relevance`.
+    /// `C` of `relevance` (`F` for an `(F,)` map).
     pub channels: usize,
+    /// The shape of `relevance`: `[C, H, W]` or `[F]`.
+    pub shape: Vec<usize>,
 }
 
 /// Everything computed for one image.
@@ -147,7 +151,11 @@ impl<B: Backend> Network<B> {
         };
         let one_hot = |m: &Method, z: &[f32], t: usize| vec![head(m, z, t)];
         let passes = [
-            (Pass::Relevance, Rule::Relevance(preset), 0),
+            (
+                Pass::Relevance,
+                Rule::Relevance(preset),
+                self.relevance_layer(),
+            ),
             (Pass::Gradient(Mask::Relu), Rule::Gradient(Mask::Relu), 0),
             (
                 Pass::Gradient(Mask::Guided),
@@ -177,12 +185,14 @@ impl<B: Backend> Network<B> {
         };
 
         let side = self.info().input_side;
+        let layer_shape = self.info().map_shape(self.relevance_layer());
+        let layer_dims = self.info().dims[self.relevance_layer()].0;
         let mut results = Vec::with_capacity(fwd.n);
         for (i, (z, image_requests)) in fwd.logits.chunks(classes).zip(requests).enumerate() {
             let mut explanations = Vec::with_capacity(k);
             for (j, request) in image_requests.iter().enumerate() {
                 let t = targets[i * k + j];
-                let chw = |rows: &[f32]| hwc_to_chw(rows, side, side);
+                let chw = |rows: &[f32]| hwc_to_chw(rows, side, side, 3);
                 let grad_cam_map = || {
                     let dims = self.info().dims[cam_layer].1;
                     let (act_len, g) = (dims.len(), cam.as_ref().expect("cam pass").rows(i, j));
@@ -219,14 +229,22 @@ impl<B: Backend> Network<B> {
                         } else {
                             rows.to_vec()
                         };
-                        (lrp_heads(&request.method, z, t).swap_remove(0), chw(&nhwc))
+                        let d = layer_dims;
+                        let map = hwc_to_chw(&nhwc, d.h, d.w, d.c);
+                        (lrp_heads(&request.method, z, t).swap_remove(0), map)
                     }
+                };
+                let shape = if request.method.passes().contains(&Pass::Relevance) {
+                    layer_shape.clone()
+                } else {
+                    vec![request.method.channels(), side, side]
                 };
                 explanations.push(Explanation {
                     method: request.method.clone(),
                     target: t,
                     head: head_values,
-                    channels: request.method.channels(),
+                    channels: shape[0],
+                    shape,
                     relevance: map,
                 });
             }
@@ -304,12 +322,12 @@ impl<B: Backend> Network<B> {
     }
 }
 
-/// `(H, W, 3)` → `(3, H, W)`.
-pub fn hwc_to_chw(hwc: &[f32], h: usize, w: usize) -> Vec<f32> {
+/// `(H, W, C)` → `(C, H, W)`.
+pub fn hwc_to_chw(hwc: &[f32], h: usize, w: usize, c: usize) -> Vec<f32> {
     let mut chw = vec![0.0; hwc.len()];
-    for (p, px) in hwc.chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            chw[c * h * w + p] = px[c];
+    for (p, px) in hwc.chunks_exact(c).enumerate() {
+        for (k, &v) in px.iter().enumerate() {
+            chw[k * h * w + p] = v;
         }
     }
     chw

@@ -4,7 +4,7 @@
 use crate::backend::{Backend, BiasMode, ConvShape, DenseShape, Mask, PoolShape, WeightSet};
 use crate::error::{Error, Result};
 use crate::explain::Preset;
-use crate::model::{ConvParams, Dims, Layer, LayerSpec, Model, Preprocess};
+use crate::model::{ConvParams, Dims, Layer, LayerSpec, Model, Preprocess, layer_index, map_shape};
 
 /// What a network knows about its model once the weights live on the backend.
 #[derive(Clone, Debug)]
@@ -23,6 +23,12 @@ pub struct ModelInfo {
 impl ModelInfo {
     pub fn input_len(&self) -> usize {
         self.input_side * self.input_side * 3
+    }
+
+    /// The shape of a map at the input of layer `i`: `(C, H, W)` (`(3, S, S)` at the image), or
+    /// `(F,)` at a dense layer.
+    pub fn map_shape(&self, i: usize) -> Vec<usize> {
+        map_shape(self.specs[i], self.dims[i].0)
     }
 }
 
@@ -98,6 +104,8 @@ pub struct Network<B: Backend> {
     zbox_bounds: Vec<f32>,
     /// The conv layer whose ReLU output Grad-CAM uses (default: the last conv).
     cam_layer: usize,
+    /// The layer at whose input the LRP methods take their relevance (0: the image).
+    relevance_layer: usize,
     formulation: Formulation,
 }
 
@@ -143,6 +151,7 @@ impl<B: Backend> Network<B> {
             zbox,
             zbox_bounds,
             cam_layer,
+            relevance_layer: 0,
             formulation: Formulation::Fused,
         })
     }
@@ -181,6 +190,23 @@ impl<B: Backend> Network<B> {
                     .join(", ")
             ))),
         }
+    }
+
+    /// Takes the LRP methods' relevance at the input of the layer `name` (see
+    /// [`ModelInfo::layer_names`]; Zennit's and Captum's layer relevance), `a ⊙ c` there
+    /// (docs/method.md §Rules), instead of at the image; `None`: at the image. The baselines keep
+    /// their image-sized maps.
+    pub fn set_relevance_layer(&mut self, name: Option<&str>) -> Result<()> {
+        self.relevance_layer = match name {
+            Some(name) => layer_index(&self.info.layer_names, name)?,
+            None => 0,
+        };
+        Ok(())
+    }
+
+    /// The layer at whose input the LRP methods take their relevance (0: the image).
+    pub fn relevance_layer(&self) -> usize {
+        self.relevance_layer
     }
 
     /// Grad-CAM's layer (an index into the layers).

@@ -95,6 +95,26 @@ pub struct Dims {
     pub c: usize,
 }
 
+/// The index of the layer named `name` among `names` ([`crate::model::Model::layer_names`]), or
+/// an error that lists them.
+pub fn layer_index(names: &[String], name: &str) -> Result<usize> {
+    names.iter().position(|n| n == name).ok_or_else(|| {
+        Error::Request(format!(
+            "no layer `{name}` in this model (its layers: {})",
+            names.join(", ")
+        ))
+    })
+}
+
+/// The shape of a map at the input of a layer of kind `spec` with input `dims`: `(C, H, W)`, or
+/// `(F,)` at a dense layer (features in (H, W, C) order, as flatten leaves them).
+pub fn map_shape(spec: LayerSpec, input: Dims) -> Vec<usize> {
+    match spec {
+        LayerSpec::Dense(_) => vec![input.len()],
+        _ => vec![input.c, input.h, input.w],
+    }
+}
+
 impl Dims {
     /// The number of values, saturating: dims that [`infer_dims`] accepts never reach the bound.
     pub fn len(&self) -> usize {

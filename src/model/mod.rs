@@ -14,7 +14,10 @@ mod torch;
 
 use std::path::Path;
 
-pub use arch::{Dims, LayerSpec, MAX_INPUT_SIDE, infer_dims, layer_dims, vgg_name, vgg16};
+pub use arch::{
+    Dims, LayerSpec, MAX_INPUT_SIDE, infer_dims, layer_dims, layer_index, map_shape, vgg_name,
+    vgg16,
+};
 pub use cost::{LayerCost, layer_costs};
 pub use imagenet::imagenet_classes;
 pub use load::{Layout, LoadReport};

@@ -9,7 +9,8 @@ pub mod pool;
 use rayon::prelude::*;
 
 use super::{
-    Backend, BiasMode, ConvShape, DenseShape, Mask, PoolShape, Precision, Stabilizer, WeightSet,
+    Backend, BiasMode, ConvShape, DenseShape, KernelUse, Mask, PoolShape, Precision, Stabilizer,
+    WeightSet,
 };
 use crate::error::{Error, Result};
 use crate::model::{ConvParams, DenseParams};
@@ -77,6 +78,14 @@ impl Backend for CpuBackend {
 
     fn precision(&self) -> Precision {
         Precision::F32
+    }
+
+    fn kernels(&self) -> Vec<KernelUse> {
+        vec![KernelUse {
+            op: "every op".into(),
+            kernel: "the CPU reference (src/backend/cpu)".into(),
+            precision: Precision::F32,
+        }]
     }
 
     fn upload(&self, host: &[f32]) -> Result<Vec<f32>> {

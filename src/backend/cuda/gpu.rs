@@ -10,8 +10,8 @@ use super::device::{Arg, Device};
 use super::mma::{self, MmaConv, MmaDense, Storage, ZPlus};
 use super::registry::{self, Kernel, Op, Variant};
 use crate::backend::{
-    Backend, BiasMode, ConvShape, DenseShape, LayerTimer, Mask, PoolShape, Precision, Range,
-    Stabilizer, WeightSet,
+    Backend, BiasMode, ConvShape, DenseShape, KernelUse, LayerTimer, Mask, PoolShape, Precision,
+    Range, Stabilizer, WeightSet,
 };
 use crate::error::{Error, Result};
 use crate::model::{ConvParams, DenseParams};
@@ -454,6 +454,35 @@ impl<D: Device> Backend for GpuBackend<D> {
 
     fn precision(&self) -> Precision {
         self.precision
+    }
+
+    /// Every op of the registry, as [`registry::select`] picks its kernel now (the ops are read
+    /// from the table, so new rows and ops show up here as they are added); the other ops have
+    /// one f32 kernel each.
+    fn kernels(&self) -> Vec<KernelUse> {
+        let mut ops: Vec<Op> = Vec::new();
+        for e in registry::TABLE {
+            if !ops.contains(&e.op) {
+                ops.push(e.op);
+            }
+        }
+        let mut kernels: Vec<KernelUse> = ops
+            .into_iter()
+            .map(|op| {
+                let e = registry::select(op, self.variant(), self.precision);
+                KernelUse {
+                    op: format!("{op:?}"),
+                    kernel: e.kernel.into(),
+                    precision: e.precision,
+                }
+            })
+            .collect();
+        kernels.push(KernelUse {
+            op: "every other op (dense, pooling, ReLU, z^B, scaling)".into(),
+            kernel: "its one f32 SIMT kernel (dense: split-K partial + reduce)".into(),
+            precision: Precision::F32,
+        });
+        kernels
     }
 
     fn upload(&self, host: &[f32]) -> Result<GpuBuf<D>> {
