@@ -132,15 +132,10 @@ fn the_simt_variant_is_kept_and_named_by_the_plan() {
     );
     b.set_variant(Variant::Mma);
     b.set_precision(Precision::Bf16);
-    let plan = b.kernel_plan();
-    let name = |op: &str| {
-        plan.iter()
-            .find(|(o, _)| o.name() == op)
-            .map(|(_, k)| k.clone())
-            .unwrap()
-    };
+    let plan = b.kernels();
+    let name = |op: &str| plan.iter().find(|k| k.op == op).unwrap().kernel.clone();
     assert_eq!(name("conv_dual"), "conv_mma_dual_bf16_{l,s}");
     assert_eq!(name("conv_quotient"), "conv_quotient");
     b.set_direct(true);
-    assert_eq!(b.kernel_plan()[0].1, "conv3x3_forward_v1");
+    assert_eq!(b.kernels()[0].kernel, "conv3x3_forward_v1");
 }

@@ -339,19 +339,6 @@ impl<D: Device> GpuBackend<D> {
         }
     }
 
-    /// Every op and the kernel it launches at the current variant and precision.
-    pub fn kernel_plan(&self) -> Vec<(Op, String)> {
-        Op::ALL
-            .into_iter()
-            .map(|op| {
-                (
-                    op,
-                    registry::select(op, self.variant, self.precision).kernel_name(),
-                )
-            })
-            .collect()
-    }
-
     pub(super) fn check_conv(op: &str, s: ConvShape, w: &GpuConv<D>) -> Result<()> {
         if w.cin != s.cin || w.cout != s.cout {
             return Err(Error::Backend {
@@ -456,30 +443,23 @@ impl<D: Device> Backend for GpuBackend<D> {
         self.precision
     }
 
-    /// Every op of the registry, as [`registry::select`] picks its kernel now (the ops are read
-    /// from the table, so new rows and ops show up here as they are added); the other ops have
-    /// one f32 kernel each.
+    /// Every op of the registry, as [`registry::select`] picks its kernel now; the other ops
+    /// have one f32 kernel each.
     fn kernels(&self) -> Vec<KernelUse> {
-        let mut ops: Vec<Op> = Vec::new();
-        for e in registry::TABLE {
-            if !ops.contains(&e.op) {
-                ops.push(e.op);
-            }
-        }
-        let mut kernels: Vec<KernelUse> = ops
+        let mut kernels: Vec<KernelUse> = Op::ALL
             .into_iter()
             .map(|op| {
-                let e = registry::select(op, self.variant(), self.precision);
+                let e = registry::select(op, self.variant, self.precision);
                 KernelUse {
-                    op: format!("{op:?}"),
-                    kernel: e.kernel.into(),
+                    op: op.name().into(),
+                    kernel: e.kernel_name(),
                     precision: e.precision,
                 }
             })
             .collect();
         kernels.push(KernelUse {
-            op: "every other op (dense, pooling, ReLU, z^B, scaling)".into(),
-            kernel: "its one f32 SIMT kernel (dense: split-K partial + reduce)".into(),
+            op: "every other op (pooling, ReLU, z^B ends, scaling)".into(),
+            kernel: "its one f32 kernel".into(),
             precision: Precision::F32,
         });
         kernels
