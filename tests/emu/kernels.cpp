@@ -22,7 +22,7 @@
 #include "maxpool_route.cu"
 #include "prepare.cu"
 #include "relu_backward.cu"
-#include "route_scaled.cu"
+#include "scale_heads.cu"
 #include "zbox.cu"
 
 #include "mma_probe.cu"
