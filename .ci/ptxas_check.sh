@@ -11,14 +11,10 @@
 set -euo pipefail
 target="${1:-${CARGO_TARGET_DIR:-target}}"
 report="${2:-$target/ptxas_report.txt}"
-arch="$(sed -n 's/^pub const CHECK_SM: &str = "\(.*\)";/\1/p' "$(dirname "$0")/../src/backend/cuda/config.rs")"
 ptxas="${SGLRP_PTXAS:-$(command -v ptxas || echo "${CUDA_PATH:-/usr/local/cuda}/bin/ptxas")}"
 [ -x "$ptxas" ] || { echo "ptxas_check.sh: no ptxas (set SGLRP_PTXAS)" >&2; exit 1; }
 
-# The out/ folder of the most recent build script run that wrote kernels.
-out="$(ls -td "$target"/*/build/sglrp-*/out "$target"/build/sglrp-*/out 2>/dev/null \
-       | while read -r d; do ls "$d"/*.ptx >/dev/null 2>&1 && { echo "$d"; break; }; done || true)"
-[ -n "$out" ] || { echo "ptxas_check.sh: no PTX under $target (was the crate built with NVRTC?)" >&2; exit 1; }
+. "$(dirname "$0")/kernel_ptx.sh"
 
 mkdir -p "$(dirname "$report")"
 : > "$report.raw"

@@ -13,15 +13,12 @@
 set -euo pipefail
 target="${1:-${CARGO_TARGET_DIR:-target}}"
 report="${2:-$target/sass_report.txt}"
-arch="$(sed -n 's/^pub const CHECK_SM: &str = "\(.*\)";/\1/p' "$(dirname "$0")/../src/backend/cuda/config.rs")"
 ptxas="${SGLRP_PTXAS:-$(command -v ptxas || true)}"
 cuobjdump="${SGLRP_CUOBJDUMP:-$(command -v cuobjdump || echo "$(dirname "${ptxas:-.}")/cuobjdump")}"
 [ -x "$ptxas" ] || { echo "sass_check.sh: no ptxas (set SGLRP_PTXAS)" >&2; exit 1; }
 [ -x "$cuobjdump" ] || { echo "sass_check.sh: no cuobjdump (set SGLRP_CUOBJDUMP)" >&2; exit 1; }
 
-out="$(ls -td "$target"/*/build/sglrp-*/out "$target"/build/sglrp-*/out 2>/dev/null \
-       | while read -r d; do ls "$d"/*.ptx >/dev/null 2>&1 && { echo "$d"; break; }; done || true)"
-[ -n "$out" ] || { echo "sass_check.sh: no PTX under $target (was the crate built with NVRTC?)" >&2; exit 1; }
+. "$(dirname "$0")/kernel_ptx.sh"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT

@@ -1,6 +1,10 @@
 // maxpool_route.cu — max-pool routing: each output's relevance (or gradient) goes wholly to the
-// argmax of its window; every other input position gets 0. CPU twin: src/backend/cpu/pool.rs
-// `maxpool_route`.
+// argmax of its window; every other input position gets 0.
+// - maxpool_route: the routing alone (CPU twin: src/backend/cpu/pool.rs `maxpool_route`);
+// - maxpool_route_scaled: the routing times a map of the pool's input per image, the fused z⁺
+//   pass's s_below = q_below ⊙ route(c) (docs/method.md §Rules): the value routed to position p
+//   of row r is multiplied by m[r / K][p] (CPU twin: src/backend/cpu/mod.rs
+//   `maxpool_route_scaled`).
 //
 // Threads: one per INPUT element (row, y, x, c) of the N·K maps, grid-stride: it looks up the
 // window it belongs to (none for the last row/column of an odd side) and takes that window's
@@ -9,9 +13,11 @@
 // of image r / K.
 #include "common.cuh"
 
-extern "C" __global__ void maxpool_route(
+// The body of both entry points; m is null for the routing alone (a constant once inlined).
+__device__ __forceinline__ void maxpool_route_body(
     const float* __restrict__ r,          // (N·K, H/2, W/2, C)
     const unsigned* __restrict__ argmax,  // (N, H/2, W/2, C)
+    const float* __restrict__ m,          // (N, H, W, C) or null
     float* __restrict__ out,              // (N·K, H, W, C)
     int rows, int heads, int h, int w, int c)
 {
@@ -30,10 +36,27 @@ extern "C" __global__ void maxpool_route(
         float v = 0.0f;
         if (y / 2 < ho && x / 2 < wo) {
             const long long o = ((long long)(y / 2) * wo + x / 2) * c + ch;
-            if ((long long)argmax[(row / heads) * out_map + o] == local) {
+            const long long img = row / heads;
+            if ((long long)argmax[img * out_map + o] == local) {
                 v = r[row * out_map + o];
+                if (m != nullptr) v *= m[img * in_map + local];
             }
         }
         out[e] = v;
     }
+}
+
+extern "C" __global__ void maxpool_route(
+    const float* __restrict__ r, const unsigned* __restrict__ argmax, float* __restrict__ out,
+    int rows, int heads, int h, int w, int c)
+{
+    maxpool_route_body(r, argmax, nullptr, out, rows, heads, h, w, c);
+}
+
+extern "C" __global__ void maxpool_route_scaled(
+    const float* __restrict__ r, const unsigned* __restrict__ argmax,
+    const float* __restrict__ m, float* __restrict__ out,
+    int rows, int heads, int h, int w, int c)
+{
+    maxpool_route_body(r, argmax, m, out, rows, heads, h, w, c);
 }

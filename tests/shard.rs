@@ -323,3 +323,45 @@ fn explain_shards_share_a_folder_and_merge_into_one_summary() {
     assert_eq!(result_files(&split), result_files(&whole));
     cli::assert_no_temporary_files(&split);
 }
+
+#[test]
+fn merge_to_a_closed_or_full_stdout_is_no_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    for k in 1..=2 {
+        let line = format!("{{\"input\": \"{k}.png\"}}\n");
+        std::fs::write(dir.path().join(format!("summary.{k}-of-2.jsonl")), line).unwrap();
+    }
+    let merge_into = |stdout: std::process::Stdio| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sglrp"))
+            .arg("merge")
+            .arg(dir.path())
+            .stdout(stdout)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A pipe whose reader is gone before the merge writes: every write fails with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let (code, stderr) = merge_into(writer.into());
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "a closed pipe is quiet: {stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("summary.jsonl")).unwrap(),
+        "{\"input\": \"1.png\"}\n{\"input\": \"2.png\"}\n"
+    );
+
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let (code, stderr) = merge_into(full.into());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(errors[0].contains("standard output"), "{stderr}");
+}

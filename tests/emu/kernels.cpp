@@ -23,7 +23,7 @@
 #include "mma_pack.cu"
 #include "prepare.cu"
 #include "relu_backward.cu"
-#include "route_scaled.cu"
+#include "scale_heads.cu"
 #include "zbox.cu"
 
 #include "mma_probe.cu"

@@ -1,6 +1,7 @@
 //! The launchers of the fused z⁺ pass (docs/method.md §Rules): the dual forwards that store a′
 //! and q = a′ / stab(z⁺) (`conv_dual.cu`, `dense_dual.cu`) and the multiplications by q on the
-//! way down (`route_scaled.cu`). The trait methods in `gpu.rs` call these.
+//! way down (`maxpool_route.cu`, `scale_heads.cu`), with the plain max-pool routing that
+//! shares its kernel body. The trait methods in `gpu.rs` call these.
 
 use super::config;
 use super::device::{Arg, Device};
@@ -98,36 +99,44 @@ impl<D: Device> GpuBackend<D> {
         Ok((y, q))
     }
 
-    pub(super) fn launch_route_scaled(
+    /// Max-pool routing (`maxpool_route`), or with `m` the routing times `m`
+    /// (`maxpool_route_scaled`): the one launcher of both kernels of `maxpool_route.cu`.
+    pub(super) fn launch_route(
         &self,
         s: PoolShape,
         heads: usize,
-        c: &GpuBuf<D>,
+        r: &GpuBuf<D>,
         argmax: &GpuIndex<D>,
-        m: &GpuBuf<D>,
+        m: Option<&GpuBuf<D>>,
     ) -> Result<GpuBuf<D>> {
-        let op = "maxpool_route_scaled";
+        // The names the trait methods give their operation and their routed input.
+        let (op, input) = match m {
+            None => ("maxpool_route", "r"),
+            Some(_) => ("maxpool_route_scaled", "c"),
+        };
         let rows = s.n * heads;
-        check(op, "c", c.len, s.output_len() * heads)?;
+        check(op, input, r.len, s.output_len() * heads)?;
         check(op, "argmax", argmax.len, s.output_len())?;
-        check(op, "m", m.len, s.input_len())?;
+        if let Some(m) = m {
+            check(op, "m", m.len, s.input_len())?;
+        }
         let out = self.alloc(s.input_len() * heads)?;
         let g = geometry(op, config::elementwise(out.len as u64))?;
-        let args = [
-            self.ptr(&c.mem),
-            self.ptr(&argmax.mem),
-            self.ptr(&m.mem),
+        let mut args = vec![self.ptr(&r.mem), self.ptr(&argmax.mem)];
+        args.extend(m.map(|m| self.ptr(&m.mem)));
+        args.extend([
             self.ptr(&out.mem),
             int(op, rows)?,
             int(op, heads)?,
             int(op, s.h)?,
             int(op, s.w)?,
             int(op, s.c)?,
-        ];
-        // SAFETY: `maxpool_route_scaled(const float* c, const unsigned* argmax, const float* m,
-        // float* out, int rows, int heads, int h, int w, int c)`; c holds rows·(H/2)·(W/2)·C
-        // floats, argmax N·(H/2)·(W/2)·C indices (each < H·W·C as maxpool_forward wrote them)
-        // and m N·H·W·C (checked); out holds rows·H·W·C.
+        ]);
+        // SAFETY: `maxpool_route(const float* r, const unsigned* argmax, float* out, int rows,
+        // int heads, int h, int w, int c)`, and `maxpool_route_scaled` with `const float* m`
+        // after argmax; r holds rows·(H/2)·(W/2)·C floats, argmax N·(H/2)·(W/2)·C indices
+        // (each < H·W·C as maxpool_forward wrote them) and m N·H·W·C (checked); out holds
+        // rows·H·W·C.
         unsafe { self.launch(op, g, &args)? };
         Ok(out)
     }

@@ -851,7 +851,7 @@ impl<D: Device> Backend for GpuBackend<D> {
     ) -> Result<GpuBuf<D>> {
         let (mut tc, mut tm) = (None, None);
         let (c, m) = (self.as_f32(c, &mut tc)?, self.as_f32(m, &mut tm)?);
-        self.launch_route_scaled(s, heads, c, argmax, m)
+        self.launch_route(s, heads, c, argmax, Some(m))
     }
 
     fn scale_heads(
@@ -873,30 +873,9 @@ impl<D: Device> Backend for GpuBackend<D> {
         r: &GpuBuf<D>,
         argmax: &GpuIndex<D>,
     ) -> Result<GpuBuf<D>> {
-        let op = "maxpool_route";
         let mut tmp = None;
         let r = self.as_f32(r, &mut tmp)?;
-        let rows = s.n * heads;
-        check(op, "r", r.len, s.output_len() * heads)?;
-        check(op, "argmax", argmax.len, s.output_len())?;
-        let out = self.alloc(s.input_len() * heads)?;
-        let g = geometry(op, config::elementwise(out.len as u64))?;
-        let args = [
-            self.ptr(&r.mem),
-            self.ptr(&argmax.mem),
-            self.ptr(&out.mem),
-            int(op, rows)?,
-            int(op, heads)?,
-            int(op, s.h)?,
-            int(op, s.w)?,
-            int(op, s.c)?,
-        ];
-        // SAFETY: `maxpool_route(const float* r, const unsigned* argmax, float* out, int rows,
-        // int heads, int h, int w, int c)`; r holds rows·(H/2)·(W/2)·C floats and argmax
-        // N·(H/2)·(W/2)·C indices (checked), each < H·W·C as maxpool_forward wrote them; out
-        // holds rows·H·W·C.
-        unsafe { self.launch(op, g, &args)? };
-        Ok(out)
+        self.launch_route(s, heads, r, argmax, None)
     }
 
     fn relu_backward(
