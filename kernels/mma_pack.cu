@@ -20,12 +20,12 @@ extern "C" __global__ void mma_pack(
          e += (long long)gridDim.x * blockDim.x) {
         const long long row = e / per_row;
         const long long first = (e - row * per_row) * (bf16 ? 2 : 1);
-        float v[2] = {0.0f, 0.0f};
-        for (int i = 0; i < (bf16 ? 2 : 1); ++i) {
-            const long long kk = first + i;
-            if (kk < k) v[i] = n_major ? src[row * k + kk] : src[kk * n + row];
-        }
-        dst[e] = bf16 ? pack_bf16(v[0], v[1]) : __float_as_uint(v[0]);
+        // Two scalars, not an indexed array: an array indexed in a loop lives on the stack.
+        const auto value = [&](long long kk) {
+            return kk >= k ? 0.0f : n_major ? src[row * k + kk] : src[kk * n + row];
+        };
+        const float lo = value(first), hi = bf16 ? value(first + 1) : 0.0f;
+        dst[e] = bf16 ? pack_bf16(lo, hi) : __float_as_uint(lo);
     }
 }
 
