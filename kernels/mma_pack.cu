@@ -21,10 +21,9 @@ extern "C" __global__ void mma_pack(
         const long long row = e / per_row;
         const long long first = (e - row * per_row) * (bf16 ? 2 : 1);
         // Two scalars, not an indexed array: an array indexed in a loop lives on the stack.
-        const auto value = [&](long long kk) {
-            return kk >= k ? 0.0f : n_major ? src[row * k + kk] : src[kk * n + row];
-        };
-        const float lo = value(first), hi = bf16 ? value(first + 1) : 0.0f;
+        const long long k1 = first + 1;
+        const float lo = first >= k ? 0.0f : n_major ? src[row * k + first] : src[first * n + row];
+        const float hi = !bf16 || k1 >= k ? 0.0f : n_major ? src[row * k + k1] : src[k1 * n + row];
         dst[e] = bf16 ? pack_bf16(lo, hi) : __float_as_uint(lo);
     }
 }
