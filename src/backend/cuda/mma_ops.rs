@@ -28,8 +28,7 @@ impl<D: Device> GpuBackend<D> {
             Storage::Bf16 => "to_bf16",
             Storage::F32 => "to_f32",
         };
-        let words = Storage::F32.words(buf.len).max(out.storage.words(buf.len));
-        let g = geometry(kernel, config::elementwise(words as u64))?;
+        let g = geometry(kernel, config::elementwise(buf.len as u64))?;
         let args = [
             self.ptr(&buf.mem),
             self.ptr(&out.mem),
