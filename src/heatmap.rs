@@ -125,7 +125,11 @@ pub struct Display {
 impl Display {
     /// The heatmap of a `(C, H, W)` map, scaled for display.
     pub fn new(relevance: &[f32], channels: usize, kind: HeatmapKind, clip_percent: f32) -> Self {
-        let map = heatmap(relevance, channels, kind);
+        Display::of_heatmap(heatmap(relevance, channels, kind), kind, clip_percent)
+    }
+
+    /// A heatmap of `kind` already made (by the backend), scaled for display.
+    pub fn of_heatmap(map: Vec<f32>, kind: HeatmapKind, clip_percent: f32) -> Self {
         let scale = display_scale(&map, clip_percent);
         let values = if scale > 0.0 {
             map.iter()

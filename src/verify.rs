@@ -398,8 +398,8 @@ pub fn verify<B: Backend>(
     let classes = cpu.num_classes();
     let mut methods = vec![Comparison::maps(
         "logits",
-        &fd.logits,
-        &fc.logits,
+        dev.logits(&fd)?,
+        cpu.logits(&fc)?,
         classes,
         options.bound,
     )];
@@ -477,7 +477,7 @@ fn uncancelled(
     // Per explanation: one head (|r|) or, for the two-pass preset, the target and others heads.
     let heads: Vec<Vec<Request>> = want
         .iter()
-        .zip(fwd.logits.chunks(classes))
+        .zip(cpu.logits(fwd)?.chunks(classes))
         .map(|(r, z)| {
             lrp(r)
                 .flat_map(|e| {

@@ -127,9 +127,21 @@ fn conv_transpose_matches_the_cpu() {
 
 #[test]
 #[ignore = "needs a CUDA device"]
+fn heads_match_the_cpu() {
+    twins::heads(&gpu(), SEED + 16);
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn heatmap_matches_the_cpu() {
+    twins::heatmap(&gpu(), SEED + 17);
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
 fn maxpool_matches_the_cpu() {
     let b = gpu();
-    twins::maxpool(&b, SEED + 3, |idx| b.download_index(idx).unwrap());
+    twins::maxpool(&b, SEED + 3);
 }
 
 #[test]

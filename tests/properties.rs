@@ -6,8 +6,9 @@ mod common;
 use common::{Rng, fixtures, rel_l2};
 use sglrp::backend::cpu::CpuBackend;
 use sglrp::explain::{
-    Formulation, Method, Network, Preset, Request, Rule, Target, head, hwc_to_chw,
+    Formulation, Method, Network, Outputs, Preset, Request, Rule, Target, head, hwc_to_chw,
 };
+use sglrp::heatmap::{HeatmapKind, heatmap};
 use sglrp::model::{Channels, ConvParams, DenseParams, Layer, Model, Preprocess, Resize};
 
 fn small_net() -> Network<CpuBackend> {
@@ -377,4 +378,50 @@ fn an_unknown_relevance_layer_is_an_error_naming_the_layers() {
     assert!(e.contains("conv7_1") && e.contains("pool1, conv2_1"), "{e}");
     assert_eq!(net.relevance_layer(), 0, "an error keeps the setting");
     net.set_relevance_layer(None).unwrap();
+}
+
+/// Heatmaps asked of the network equal the heatmaps of its maps: made on the backend for the
+/// LRP methods (their maps then left out when asked), on the host for the two-pass preset's
+/// combined maps and for the baselines; at an intermediate conv layer too.
+#[test]
+fn heatmaps_asked_for_are_the_heatmaps_of_the_maps() {
+    let mut requests = all_requests();
+    requests.push(Request::new(Method::GuidedBackprop, Target::Rank(1)));
+    for (preset, layer, kind) in [
+        (Preset::Zennit, None, HeatmapKind::Positive),
+        (Preset::Innvestigate, None, HeatmapKind::Signed),
+        (Preset::Paper, Some("conv2_1"), HeatmapKind::Absolute),
+    ] {
+        let mut net = small_net();
+        let x = images(&net, 2, 11);
+        net.set_relevance_layer(layer).unwrap();
+        let maps = net.explain_each(&x, &requests, preset).unwrap();
+        for relevance in [true, false] {
+            net.set_outputs(Outputs {
+                relevance,
+                heatmap: Some(kind),
+            });
+            let got = net.explain_each(&x, &requests, preset).unwrap();
+            for (g, w) in got
+                .iter()
+                .flat_map(|r| &r.explanations)
+                .zip(maps.iter().flat_map(|r| &r.explanations))
+            {
+                let case = format!(
+                    "{preset} {layer:?} {kind} {} relevance={relevance}",
+                    g.method
+                );
+                assert!(w.heatmap.is_none(), "{case}: not asked for by default");
+                let want = heatmap(&w.relevance, w.channels, kind);
+                assert_eq!(g.heatmap.as_ref(), Some(&want), "{case}");
+                let device_made = g.method.is_lrp() && !preset.two_pass();
+                if relevance || !device_made {
+                    assert_eq!(g.relevance, w.relevance, "{case}");
+                } else {
+                    assert!(g.relevance.is_empty(), "{case}: maps left out");
+                }
+                assert_eq!((g.target, &g.head), (w.target, &w.head), "{case}");
+            }
+        }
+    }
 }

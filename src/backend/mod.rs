@@ -17,6 +17,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::heatmap::HeatmapKind;
 use crate::model::{ConvParams, DenseParams};
 
 /// The arithmetic a backend's kernels use (docs/numerics.md §Bounds). `F32` is f32-accurate;
@@ -192,6 +193,87 @@ pub enum Mask {
     Guided,
 }
 
+/// How a head row's values are made from its image's logits `z` and its target `t`
+/// (docs/method.md §Heads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadRule {
+    /// `z_t` at the target, 0 elsewhere.
+    Lrp,
+    /// `z_t` at the target, `−z_t / (classes − 1)` elsewhere.
+    Clrp,
+    /// The softmax gradient `∂ŷ_t/∂z` (softmax in f64).
+    Sglrp,
+    /// 1 at the target, 0 elsewhere: what the gradient baselines differentiate.
+    OneHot,
+    /// Row `i` of the caller's custom heads, as given.
+    Custom(usize),
+}
+
+/// Which class a head row is for: a class index, or the class ranked `k`-th among its image's
+/// logits (1 = highest; equal logits rank the lower index first, NaN above every number).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeadTarget {
+    Class(usize),
+    Rank(usize),
+}
+
+/// One row of [`Backend::heads`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadSpec {
+    pub rule: HeadRule,
+    pub target: HeadTarget,
+}
+
+/// The class a target names among logits `z`.
+pub fn resolve_target(z: &[f32], target: HeadTarget) -> usize {
+    match target {
+        HeadTarget::Class(c) => c,
+        HeadTarget::Rank(k) => ranking(z)[k - 1],
+    }
+}
+
+/// Why [`Backend::heads`]' arguments do not fit together, if they do not.
+pub fn heads_mismatch(
+    logits: usize,
+    classes: usize,
+    specs: &[HeadSpec],
+    custom: usize,
+) -> Option<String> {
+    if classes == 0 || logits == 0 || !logits.is_multiple_of(classes) {
+        return Some(format!(
+            "{logits} logits are not whole rows of {classes} classes"
+        ));
+    }
+    let n = logits / classes;
+    if specs.is_empty() || !specs.len().is_multiple_of(n) {
+        return Some(format!("{} head rows for {n} images", specs.len()));
+    }
+    specs.iter().find_map(|spec| {
+        let target = match spec.target {
+            HeadTarget::Class(c) => c < classes,
+            HeadTarget::Rank(k) => (1..=classes).contains(&k),
+        };
+        let custom_row = match spec.rule {
+            HeadRule::Custom(i) => (i + 1) * classes <= custom,
+            _ => true,
+        };
+        (!target || !custom_row).then(|| {
+            format!(
+                "{spec:?} is out of range ({classes} classes, {} custom rows)",
+                custom / classes
+            )
+        })
+    })
+}
+
+/// Classes ordered by logit, highest first: `total_cmp` order (NaN above every number), ties
+/// to the lower index.
+pub fn ranking(z: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..z.len()).collect();
+    order.sort_by(|&a, &b| z[b].total_cmp(&z[a]).then(a.cmp(&b)));
+    order
+}
+
 /// A named span of work — one layer of one pass, `forward/conv3_2`, `relevance/fc1` — opened by
 /// [`Backend::range`] and closed when dropped. The CUDA backend marks it as an NVTX range (and
 /// can time it); by default it does nothing.
@@ -265,6 +347,8 @@ pub trait Backend {
     }
 
     fn upload(&self, host: &[f32]) -> Result<Self::Buf>;
+    /// A copy of `x` on the backend.
+    fn clone_buf(&self, x: &Self::Buf) -> Result<Self::Buf>;
     fn download(&self, buf: &Self::Buf) -> Result<Vec<f32>>;
     fn prepare_conv(&self, params: &ConvParams) -> Result<Self::Conv>;
     fn prepare_dense(&self, params: &DenseParams) -> Result<Self::Dense>;
@@ -406,6 +490,28 @@ pub trait Backend {
         y: &Self::Buf,
         mask: Mask,
     ) -> Result<()>;
+
+    /// The output relevance of every head row from the logits on the backend (docs/method.md
+    /// §Heads), so a pass goes from the forward to the backward without the host: row `r` of
+    /// `specs` is head `r % K` of image `r / K`, `K = specs.len() / N`; `custom` holds the
+    /// [`HeadRule::Custom`] rows, `classes` values each. logits `(N, classes)` → heads
+    /// `(N·K, classes)` and the target class of each row. Targets and custom rows must be in
+    /// range (the caller checks them).
+    fn heads(
+        &self,
+        logits: &Self::Buf,
+        classes: usize,
+        specs: &[HeadSpec],
+        custom: &[f32],
+    ) -> Result<(Self::Buf, Self::Index)>;
+
+    /// The u32 values of an index buffer (argmax, targets), on the host.
+    fn download_index(&self, idx: &Self::Index) -> Result<Vec<u32>>;
+
+    /// The heatmap of maps stored channels last (docs/method.md §Heatmaps): r `(pixels, C)` →
+    /// `(pixels)`, each pixel's channels combined in channel order as `kind` says, so that a run
+    /// that writes pictures downloads one value per pixel.
+    fn heatmap(&self, r: &Self::Buf, channels: usize, kind: HeatmapKind) -> Result<Self::Buf>;
 
     /// The z^B rule's doubled input `[x − l | x − h]`: x `(pixels, C)` → `(pixels, 2C)`, with
     /// `bounds` = the C lower bounds, then the C upper bounds.

@@ -31,7 +31,7 @@ use sglrp::backend::Backend;
 use sglrp::backend::open::{Caps, OnBackend};
 use sglrp::cluster::merge::EXPLAIN_SUMMARY;
 use sglrp::cluster::shard_file;
-use sglrp::explain::{Explanation, ImageResult, Network, Preset, Request, ranking};
+use sglrp::explain::{Explanation, ImageResult, Network, Outputs, Preset, Request, ranking};
 use sglrp::heatmap::Display;
 use sglrp::io::array::{
     ArrayOptions, Head, MapSpace, Stack, StackHead, StackImage, StackIndex, channel_name,
@@ -271,6 +271,7 @@ fn try_run(args: ExplainArgs) -> Result<u8, u8> {
         gradcam_layer: args.gradcam_layer.as_deref(),
         layer: args.layer.as_deref(),
         model_path: &job.model_path,
+        outputs: job.outputs(),
         kind: PhantomData,
     };
     let options = Options::new(batch_size, device::host_threads(), devices.len());
@@ -346,6 +347,7 @@ struct BuildExplainer<'a, P> {
     gradcam_layer: Option<&'a str>,
     /// `--layer`.
     layer: Option<&'a str>,
+    outputs: Outputs,
     kind: PhantomData<fn() -> P>,
 }
 
@@ -372,6 +374,7 @@ impl<'a, P: NetworkInput + 'a> OnBackend for BuildExplainer<'a, P> {
         network
             .set_relevance_layer(self.layer)
             .map_err(|e| format!("--layer: {e}"))?;
+        network.set_outputs(self.outputs);
         Ok(Box::new(Explainer {
             network,
             requests: self.requests,
@@ -505,6 +508,18 @@ impl Job {
         self.formats.contains(&format)
     }
 
+    /// What the network brings back: the maps (the summary's relevance sums need them) and,
+    /// for pictures on the network's view, their heatmaps, reduced on the device.
+    fn outputs(&self) -> Outputs {
+        let pictures = [Format::Png, Format::Overlay, Format::Grid]
+            .iter()
+            .any(|&f| self.wants(f));
+        Outputs {
+            relevance: true,
+            heatmap: pictures.then_some(self.render.kind),
+        }
+    }
+
     /// The shape of every map of the run: the layer's, or `(3, S, S)` at the image.
     fn map_shape(&self) -> Vec<usize> {
         match &self.layer {
@@ -518,7 +533,10 @@ impl Job {
     fn display(&self, e: &Explanation) -> Option<Display> {
         match e.shape[..] {
             [c, h, w] => {
-                let display = self.render.display(&e.relevance, c);
+                let display = match &e.heatmap {
+                    Some(map) => self.render.display_heatmap(map),
+                    None => self.render.display(&e.relevance, c),
+                };
                 Some(if (h, w) == (self.side, self.side) {
                     display
                 } else {

@@ -2,39 +2,15 @@
 //! (docs/method.md §Presets). The baselines' head is the one-hot vector of the target: they differentiate `z_t`.
 
 use super::Method;
+use crate::backend::cpu::heads::head_row;
 
-/// `softmax(z)`, computed in f64 with the maximum subtracted.
-pub fn softmax(z: &[f32]) -> Vec<f32> {
-    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let exp: Vec<f64> = z.iter().map(|&v| (v as f64 - max).exp()).collect();
-    let sum: f64 = exp.iter().sum();
-    exp.iter().map(|e| (e / sum) as f32).collect()
-}
+pub use crate::backend::cpu::heads::softmax;
 
 /// The relevance `R_n` put on the logits `z` for target `t` (docs/method.md §Heads).
 pub fn head(method: &Method, z: &[f32], t: usize) -> Vec<f32> {
-    let n = z.len();
     match method {
-        Method::Lrp => one_hot(n, t, z[t]),
-        Method::Clrp => {
-            let others = if n > 1 { -z[t] / (n - 1) as f32 } else { 0.0 };
-            (0..n).map(|i| if i == t { z[t] } else { others }).collect()
-        }
-        Method::Sglrp => {
-            let y = softmax(z);
-            (0..n)
-                .map(|i| {
-                    if i == t {
-                        y[t] * (1.0 - y[t])
-                    } else {
-                        -y[t] * y[i]
-                    }
-                })
-                .collect()
-        }
         Method::Custom(v) => v.clone(),
-        // The baselines differentiate the target's logit.
-        _ => one_hot(n, t, 1.0),
+        m => head_row(z, t, m.head_rule(0), &[]),
     }
 }
 

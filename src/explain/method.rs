@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::backend::Mask;
+use crate::backend::{HeadRule, Mask};
 
 /// An explanation method.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,6 +62,18 @@ impl Method {
         Method::Clrp,
         Method::Sglrp,
     ];
+
+    /// The rule of this method's head; a custom head is row `custom_row` of the caller's.
+    pub(crate) fn head_rule(&self, custom_row: usize) -> HeadRule {
+        match self {
+            Method::Lrp => HeadRule::Lrp,
+            Method::Clrp => HeadRule::Clrp,
+            Method::Sglrp => HeadRule::Sglrp,
+            Method::Custom(_) => HeadRule::Custom(custom_row),
+            // The baselines differentiate the target's logit.
+            _ => HeadRule::OneHot,
+        }
+    }
 
     pub fn name(&self) -> &'static str {
         match self {

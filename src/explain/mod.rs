@@ -11,10 +11,11 @@ mod preset;
 pub use baselines::{grad_cam, random_map, upsample};
 pub use head::{head, innvestigate_combine, innvestigate_heads, softmax};
 pub use method::Method;
-pub use network::{Formulation, Forward, ModelInfo, Network, Rule};
+pub use network::{Formulation, Forward, ModelInfo, Network, Outputs, Rule};
 pub use preset::Preset;
 
-use crate::backend::{Backend, Mask};
+pub use crate::backend::ranking;
+use crate::backend::{Backend, HeadSpec, HeadTarget, Mask, resolve_target};
 use crate::error::{Error, Result};
 use method::Pass;
 
@@ -58,6 +59,9 @@ pub struct Explanation {
     pub channels: usize,
     /// The shape of `relevance`: `[C, H, W]` or `[F]`.
     pub shape: Vec<usize>,
+    /// The heatmap `(H, W)` of a `[C, H, W]` map, when [`Network::set_outputs`] asks for one
+    /// (for the LRP methods reduced on the backend; then `relevance` may be left empty).
+    pub heatmap: Option<Vec<f32>>,
 }
 
 /// Everything computed for one image.
@@ -68,19 +72,12 @@ pub struct ImageResult {
     pub explanations: Vec<Explanation>,
 }
 
-/// Classes ordered by logit, highest first (ties: lower index first).
-pub fn ranking(logits: &[f32]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
-    order
-}
-
 impl<B: Backend> Network<B> {
     /// Classifies `input` `(N, S, S, 3)`; returns the logits of each image.
     pub fn classify(&self, input: &[f32]) -> Result<Vec<Vec<f32>>> {
         let fwd = self.forward(input)?;
-        Ok(fwd
-            .logits
+        Ok(self
+            .logits(&fwd)?
             .chunks(self.num_classes())
             .map(<[f32]>::to_vec)
             .collect())
@@ -132,24 +129,12 @@ impl<B: Backend> Network<B> {
                 fwd.n
             )));
         }
-        let mut targets = Vec::with_capacity(fwd.n * k);
-        for (z, image_requests) in fwd.logits.chunks(classes).zip(requests) {
-            let order = ranking(z);
+        let mut wanted = Vec::with_capacity(fwd.n * k);
+        for image_requests in requests {
             for request in image_requests {
-                targets.push(self.resolve(request, &order)?);
+                wanted.push(self.check_target(request)?);
             }
         }
-        // Heads: the LRP methods' (two per request for the `innvestigate` preset), and the
-        // one-hot target for the gradient passes.
-        let lrp_heads = |m: &Method, z: &[f32], t: usize| -> Vec<Vec<f32>> {
-            if preset.two_pass() {
-                let (target, others) = innvestigate_heads(m, z, t);
-                vec![target, others]
-            } else {
-                vec![head(m, z, t)]
-            }
-        };
-        let one_hot = |m: &Method, z: &[f32], t: usize| vec![head(m, z, t)];
         let passes = [
             (
                 Pass::Relevance,
@@ -170,12 +155,30 @@ impl<B: Backend> Network<B> {
         ];
         let mut computed = Vec::new();
         for (pass, rule, stop) in passes {
-            let heads_of: &HeadsOf = if pass == Pass::Relevance {
-                &lrp_heads
-            } else {
-                &one_hot
-            };
-            computed.push(self.run_pass(fwd, requests, &targets, pass, rule, stop, heads_of)?);
+            computed.push(self.run_pass(fwd, requests, &wanted, pass, rule, stop)?);
+        }
+        let logits = self.logits(fwd)?;
+        // Each request's target and head: from the first pass it needs (where the backend
+        // resolved them), on the host for a method without a pass.
+        let pass_of = |m: &Method| {
+            let first = *m.passes().first()?;
+            let at = passes.iter().position(|p| p.0 == first)?;
+            computed[at].as_ref()
+        };
+        let mut targets = Vec::with_capacity(fwd.n * k);
+        let mut heads = Vec::with_capacity(fwd.n * k);
+        for (i, (z, image_requests)) in logits.chunks(classes).zip(requests).enumerate() {
+            for (j, request) in image_requests.iter().enumerate() {
+                let (t, h) = match pass_of(&request.method) {
+                    Some(pass) => (pass.target(i, j), pass.head(i, j, classes).to_vec()),
+                    None => {
+                        let t = resolve_target(z, wanted[i * k + j]);
+                        (t, head(&request.method, z, t))
+                    }
+                };
+                targets.push(t);
+                heads.push(h);
+            }
         }
         let [relevance, gradient, guided, cam] = computed.try_into().ok().expect("four passes");
         let cam_layer = self.gradcam_layer();
@@ -188,7 +191,8 @@ impl<B: Backend> Network<B> {
         let layer_shape = self.info().map_shape(self.relevance_layer());
         let layer_dims = self.info().dims[self.relevance_layer()].0;
         let mut results = Vec::with_capacity(fwd.n);
-        for (i, (z, image_requests)) in fwd.logits.chunks(classes).zip(requests).enumerate() {
+        let mut heads = heads.into_iter();
+        for (i, (z, image_requests)) in logits.chunks(classes).zip(requests).enumerate() {
             let mut explanations = Vec::with_capacity(k);
             for (j, request) in image_requests.iter().enumerate() {
                 let t = targets[i * k + j];
@@ -200,26 +204,18 @@ impl<B: Backend> Network<B> {
                         &cam_activation.as_ref().expect("cam activation")[i * act_len..][..act_len];
                     upsample(&grad_cam(a, g, dims.c), dims.h, dims.w, side)
                 };
-                let (head_values, map) = match &request.method {
-                    Method::Random { seed } => {
-                        (head(&request.method, z, t), random_map(*seed, side))
-                    }
-                    Method::Gradient => (
-                        head(&request.method, z, t),
-                        chw(gradient.as_ref().expect("pass").rows(i, j)),
-                    ),
-                    Method::GuidedBackprop => (
-                        head(&request.method, z, t),
-                        chw(guided.as_ref().expect("pass").rows(i, j)),
-                    ),
-                    Method::GradCam => (head(&request.method, z, t), grad_cam_map()),
+                let map = match &request.method {
+                    Method::Random { seed } => random_map(*seed, side),
+                    Method::Gradient => chw(gradient.as_ref().expect("pass").rows(i, j)),
+                    Method::GuidedBackprop => chw(guided.as_ref().expect("pass").rows(i, j)),
+                    Method::GradCam => grad_cam_map(),
                     Method::GuidedGradCam => {
                         let cam_map = grad_cam_map();
                         let mut map = chw(guided.as_ref().expect("pass").rows(i, j));
                         for channel in map.chunks_exact_mut(side * side) {
                             channel.iter_mut().zip(&cam_map).for_each(|(g, c)| *g *= c);
                         }
-                        (head(&request.method, z, t), map)
+                        map
                     }
                     _ => {
                         let rows = relevance.as_ref().expect("relevance pass").rows(i, j);
@@ -230,8 +226,7 @@ impl<B: Backend> Network<B> {
                             rows.to_vec()
                         };
                         let d = layer_dims;
-                        let map = hwc_to_chw(&nhwc, d.h, d.w, d.c);
-                        (lrp_heads(&request.method, z, t).swap_remove(0), map)
+                        hwc_to_chw(&nhwc, d.h, d.w, d.c)
                     }
                 };
                 let shape = if request.method.passes().contains(&Pass::Relevance) {
@@ -239,13 +234,22 @@ impl<B: Backend> Network<B> {
                 } else {
                     vec![request.method.channels(), side, side]
                 };
+                let heatmap = match self.outputs().heatmap {
+                    Some(kind) if shape.len() == 3 => relevance
+                        .as_ref()
+                        .filter(|_| request.method.passes().contains(&Pass::Relevance))
+                        .and_then(|pass| pass.heatmap(i, j))
+                        .or_else(|| Some(crate::heatmap::heatmap(&map, shape[0], kind))),
+                    _ => None,
+                };
                 explanations.push(Explanation {
                     method: request.method.clone(),
                     target: t,
-                    head: head_values,
+                    head: heads.next().expect("one head per request"),
                     channels: shape[0],
                     shape,
                     relevance: map,
+                    heatmap,
                 });
             }
             results.push(ImageResult {
@@ -257,17 +261,17 @@ impl<B: Backend> Network<B> {
         Ok(results)
     }
 
-    /// One backward pass for every request whose method needs `pass`, with `heads_of` heads each.
-    #[allow(clippy::too_many_arguments)]
+    /// One backward pass for every request whose method needs `pass`: the heads are made on
+    /// the backend from the logits there (for the `innvestigate` preset's two-pass relevance, on
+    /// the host), so the pass never waits for the host between the forward and the backward.
     fn run_pass(
         &self,
         fwd: &Forward<B>,
         requests: &[Vec<Request>],
-        targets: &[usize],
+        wanted: &[HeadTarget],
         pass: Pass,
         rule: Rule,
         stop: usize,
-        heads_of: &HeadsOf,
     ) -> Result<Option<PassResult>> {
         let k = requests[0].len();
         let mut slots = Vec::with_capacity(k);
@@ -280,25 +284,85 @@ impl<B: Backend> Network<B> {
         if count == 0 {
             return Ok(None);
         }
+        let b = self.backend();
         let classes = self.num_classes();
-        let mut values = Vec::new();
-        for (i, z) in fwd.logits.chunks(classes).enumerate() {
-            for j in (0..k).filter(|&j| slots[j].is_some()) {
-                values.extend(heads_of(&requests[i][j].method, z, targets[i * k + j]).concat());
+        let needed = |i: usize| {
+            (0..k)
+                .filter(|&j| slots[j].is_some())
+                .map(move |j| (&requests[i][j].method, wanted[i * k + j]))
+        };
+        let (head, rows, targets) = if pass == Pass::Relevance
+            && let Rule::Relevance(preset) = rule
+            && preset.two_pass()
+        {
+            // Target and others heads per request, from the logits on the host.
+            let logits = self.logits(fwd)?;
+            let (mut values, mut targets) = (Vec::new(), Vec::new());
+            for (i, z) in logits.chunks(classes).enumerate() {
+                for (method, target) in needed(i) {
+                    let t = resolve_target(z, target);
+                    let (target_head, others) = innvestigate_heads(method, z, t);
+                    values.extend(target_head.into_iter().chain(others));
+                    targets.extend([t as u32; 2]);
+                }
             }
-        }
-        let rows = values.len() / classes / fwd.n;
-        let values = self.backward(fwd, rows, &values, rule, stop)?;
+            (b.upload(&values)?, 2 * count, Targets::Host(targets))
+        } else {
+            let (mut specs, mut custom) = (Vec::new(), Vec::new());
+            for i in 0..fwd.n {
+                for (method, target) in needed(i) {
+                    specs.push(HeadSpec {
+                        rule: method.head_rule(custom.len() / classes),
+                        target,
+                    });
+                    if let Method::Custom(v) = method {
+                        custom.extend_from_slice(v);
+                    }
+                }
+            }
+            let (head, targets) = b.heads(self.logits_buf(fwd), classes, &specs, &custom)?;
+            (head, count, Targets::Backend(targets))
+        };
+        let out = self.backward_buf(fwd, rows, &head, rule, stop)?;
+        // The relevance pass's heatmaps are reduced on the backend, unless the maps are
+        // combined on the host first (two passes) or have no pixels (a dense layer's).
+        let outputs = self.outputs();
+        let device_heatmap = outputs.heatmap.filter(|_| {
+            pass == Pass::Relevance && rows == count && self.info().map_shape(stop).len() == 3
+        });
+        let heatmaps = match device_heatmap {
+            Some(kind) => {
+                let channels = self.info().map_shape(stop)[0];
+                Some(b.download(&b.heatmap(&out, channels, kind)?)?)
+            }
+            None => None,
+        };
+        let values = if device_heatmap.is_none() || outputs.relevance {
+            b.download(&out)?
+        } else {
+            Vec::new()
+        };
+        let targets = match targets {
+            Targets::Host(t) => t,
+            Targets::Backend(t) => b.download_index(&t)?,
+        };
+        let map_len = |v: &[f32]| v.len() / (fwd.n * rows);
         Ok(Some(PassResult {
-            map: values.len() / (fwd.n * rows),
+            map: map_len(&values),
             stride: rows / count,
             rows_per_image: count,
             slots,
+            heatmap: heatmaps.as_deref().map_or(0, map_len),
+            heatmaps,
             values,
+            heads: b.download(&head)?,
+            targets,
         }))
     }
 
-    fn resolve(&self, request: &Request, order: &[usize]) -> Result<usize> {
+    /// The target a request names, checked against the model (a rank is resolved with the
+    /// logits, where the heads are made).
+    fn check_target(&self, request: &Request) -> Result<HeadTarget> {
         let classes = self.num_classes();
         if let Method::Custom(v) = &request.method
             && v.len() != classes
@@ -309,17 +373,23 @@ impl<B: Backend> Network<B> {
             )));
         }
         match request.target {
-            Target::Class(c) if c < classes => Ok(c),
+            Target::Class(c) if c < classes => Ok(HeadTarget::Class(c)),
             Target::Class(c) => Err(Error::Request(format!(
                 "target class {c} is out of range (the model has {classes} classes: 0‥{})",
                 classes - 1
             ))),
-            Target::Rank(r) if (1..=classes).contains(&r) => Ok(order[r - 1]),
+            Target::Rank(r) if (1..=classes).contains(&r) => Ok(HeadTarget::Rank(r)),
             Target::Rank(r) => Err(Error::Request(format!(
                 "target top{r} is out of range (the model has {classes} classes)"
             ))),
         }
     }
+}
+
+/// Where a pass's targets were resolved.
+enum Targets<I> {
+    Host(Vec<u32>),
+    Backend(I),
 }
 
 /// `(H, W, C)` → `(C, H, W)`.
@@ -333,14 +403,18 @@ pub fn hwc_to_chw(hwc: &[f32], h: usize, w: usize, c: usize) -> Vec<f32> {
     chw
 }
 
-/// The heads one request contributes to a pass, from its method, the logits and its target.
-type HeadsOf<'a> = dyn Fn(&Method, &[f32], usize) -> Vec<Vec<f32>> + 'a;
-
 /// One backward pass's output, `(N·K_pass·stride, map)`: `stride` heads per request (two for
 /// the `innvestigate` preset's target and others passes), `slots[j]` the position of request `j`
 /// among the pass's requests.
 struct PassResult {
+    /// The maps, `(rows, map)`; empty when only heatmaps were asked for.
     values: Vec<f32>,
+    /// The maps' heatmaps, `(rows, heatmap)`, where the backend made them.
+    heatmaps: Option<Vec<f32>>,
+    heatmap: usize,
+    /// The heads, `(rows, classes)`, and the target of each row.
+    heads: Vec<f32>,
+    targets: Vec<u32>,
     map: usize,
     stride: usize,
     rows_per_image: usize,
@@ -350,8 +424,28 @@ struct PassResult {
 impl PassResult {
     /// Request `j` of image `i`: its `stride` maps, concatenated.
     fn rows(&self, i: usize, j: usize) -> &[f32] {
+        &self.values[self.row(i, j) * self.map..][..self.stride * self.map]
+    }
+
+    /// Request `j` of image `i`: its heatmap, where the backend made it.
+    fn heatmap(&self, i: usize, j: usize) -> Option<Vec<f32>> {
+        let h = self.heatmaps.as_ref()?;
+        Some(h[self.row(i, j) * self.heatmap..][..self.heatmap].to_vec())
+    }
+
+    /// The first row of request `j` of image `i`.
+    fn row(&self, i: usize, j: usize) -> usize {
         let slot = self.slots[j].expect("the request needs this pass");
-        let row = (i * self.rows_per_image + slot) * self.stride;
-        &self.values[row * self.map..][..self.stride * self.map]
+        (i * self.rows_per_image + slot) * self.stride
+    }
+
+    /// Request `j` of image `i`: its (first) head.
+    fn head(&self, i: usize, j: usize, classes: usize) -> &[f32] {
+        &self.heads[self.row(i, j) * classes..][..classes]
+    }
+
+    /// Request `j` of image `i`: its target class.
+    fn target(&self, i: usize, j: usize) -> usize {
+        self.targets[self.row(i, j)] as usize
     }
 }

@@ -1,9 +1,12 @@
 //! A model prepared on a backend: the forward pass, and one backward pass that serves both the
 //! LRP rules (docs/method.md §Rules) and the plain gradient the baselines need (docs/evaluation.md).
 
+use std::cell::OnceCell;
+
 use crate::backend::{Backend, BiasMode, ConvShape, DenseShape, Mask, PoolShape, WeightSet};
 use crate::error::{Error, Result};
 use crate::explain::Preset;
+use crate::heatmap::HeatmapKind;
 use crate::model::{ConvParams, Dims, Layer, LayerSpec, Model, Preprocess, layer_index, map_shape};
 
 /// What a network knows about its model once the weights live on the backend.
@@ -43,8 +46,9 @@ enum Prepared<B: Backend> {
 pub struct Forward<B: Backend> {
     /// Number of images.
     pub n: usize,
-    /// The logits, `(N, classes)`.
-    pub logits: Vec<f32>,
+    /// The logits `(N, classes)` on the host, downloaded when first asked for
+    /// ([`Network::logits`]): a pass needs them only on the backend.
+    logits: OnceCell<Vec<f32>>,
     input: Vec<f32>,               // (N, S, S, 3) on the host
     x: B::Buf,                     // (N, S, S, 3)
     outputs: Vec<Option<B::Buf>>,  // per layer, its output; `None` for flatten (same buffer)
@@ -59,6 +63,24 @@ pub struct Forward<B: Backend> {
 struct Quotients<B: Backend> {
     preset: Preset,
     q: Vec<Option<B::Buf>>,
+}
+
+/// What the LRP methods' relevance pass brings back from the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outputs {
+    /// The maps themselves ([`super::Explanation::relevance`]; empty when off).
+    pub relevance: bool,
+    /// Each map's heatmap, reduced on the backend ([`super::Explanation::heatmap`]).
+    pub heatmap: Option<HeatmapKind>,
+}
+
+impl Default for Outputs {
+    fn default() -> Self {
+        Outputs {
+            relevance: true,
+            heatmap: None,
+        }
+    }
 }
 
 /// How the relevance rule's backward pass is computed (both equal docs/method.md §Rules in exact
@@ -107,6 +129,7 @@ pub struct Network<B: Backend> {
     /// The layer at whose input the LRP methods take their relevance (0: the image).
     relevance_layer: usize,
     formulation: Formulation,
+    outputs: Outputs,
 }
 
 impl<B: Backend> Network<B> {
@@ -153,6 +176,7 @@ impl<B: Backend> Network<B> {
             cam_layer,
             relevance_layer: 0,
             formulation: Formulation::Fused,
+            outputs: Outputs::default(),
         })
     }
 
@@ -163,6 +187,15 @@ impl<B: Backend> Network<B> {
 
     pub fn formulation(&self) -> Formulation {
         self.formulation
+    }
+
+    /// Chooses what explanations bring back (default: the relevance maps, no heatmap).
+    pub fn set_outputs(&mut self, outputs: Outputs) {
+        self.outputs = outputs;
+    }
+
+    pub fn outputs(&self) -> Outputs {
+        self.outputs
     }
 
     /// Chooses Grad-CAM's layer by name (`conv5_3`, see [`ModelInfo::layer_names`]).
@@ -218,6 +251,19 @@ impl<B: Backend> Network<B> {
     pub fn output(&self, fwd: &Forward<B>, i: usize) -> Result<Vec<f32>> {
         self.backend
             .download(last_output(&fwd.outputs[..=i]).unwrap_or(&fwd.x))
+    }
+
+    /// The logits of a forward pass, `(N, classes)`, on the host (downloaded once).
+    pub fn logits<'f>(&self, fwd: &'f Forward<B>) -> Result<&'f [f32]> {
+        if fwd.logits.get().is_none() {
+            let _ = fwd.logits.set(self.backend.download(self.logits_buf(fwd))?);
+        }
+        Ok(fwd.logits.get().expect("set above"))
+    }
+
+    /// The logits of a forward pass on the backend: the last layer's output.
+    pub fn logits_buf<'f>(&self, fwd: &'f Forward<B>) -> &'f B::Buf {
+        last_output(&fwd.outputs).expect("the last layer is dense")
     }
 
     pub fn info(&self) -> &ModelInfo {
@@ -288,10 +334,9 @@ impl<B: Backend> Network<B> {
             argmax.push(idx);
             q.push(qi);
         }
-        let logits = b.download(last_output(&outputs).expect("the last layer is dense"))?;
         Ok(Forward {
             n,
-            logits,
+            logits: OnceCell::new(),
             input: input.to_vec(),
             x,
             outputs,
@@ -383,7 +428,7 @@ impl<B: Backend> Network<B> {
         };
         Ok(Forward {
             n: fwd.n,
-            logits: fwd.logits.clone(),
+            logits: OnceCell::new(),
             input: fwd.input.clone(),
             x,
             outputs,
@@ -445,12 +490,38 @@ impl<B: Backend> Network<B> {
                 head_values.len()
             )));
         }
+        self.backward_from(fwd, heads, &self.backend.upload(head_values)?, rule, stop)
+    }
+
+    /// [`Network::backward`] from heads already on the backend (`(N·K, classes)`, as
+    /// [`Backend::heads`] makes them).
+    pub fn backward_from(
+        &self,
+        fwd: &Forward<B>,
+        heads: usize,
+        head: &B::Buf,
+        rule: Rule,
+        stop: usize,
+    ) -> Result<Vec<f32>> {
+        self.backend
+            .download(&self.backward_buf(fwd, heads, head, rule, stop)?)
+    }
+
+    /// [`Network::backward_from`], its result left on the backend.
+    pub fn backward_buf(
+        &self,
+        fwd: &Forward<B>,
+        heads: usize,
+        head: &B::Buf,
+        rule: Rule,
+        stop: usize,
+    ) -> Result<B::Buf> {
         if let (Rule::Relevance(preset), Formulation::Fused) = (rule, self.formulation) {
-            return self.fused_relevance(fwd, heads, head_values, preset, stop);
+            return self.fused_relevance(fwd, heads, head, preset, stop);
         }
         let b = &self.backend;
         let n = fwd.n;
-        let mut r = b.upload(head_values)?;
+        let mut r = b.clone_buf(head)?;
         let pass = match rule {
             Rule::Relevance(_) => "relevance",
             Rule::Gradient(_) => "gradient",
@@ -514,7 +585,7 @@ impl<B: Backend> Network<B> {
                 }
             };
         }
-        b.download(&r)
+        Ok(r)
     }
 
     /// The relevance pass of the fused formulation (docs/method.md §Rules): with
@@ -527,10 +598,10 @@ impl<B: Backend> Network<B> {
         &self,
         fwd: &Forward<B>,
         heads: usize,
-        head_values: &[f32],
+        head: &B::Buf,
         preset: Preset,
         stop: usize,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<B::Buf> {
         let b = &self.backend;
         let n = fwd.n;
         let computed;
@@ -547,13 +618,13 @@ impl<B: Backend> Network<B> {
             }
         };
         let layers = self.layers.len();
-        let mut c = b.upload(head_values)?;
         if stop == layers {
-            return b.download(&c);
+            return b.clone_buf(head);
         }
-        if let Some(m) = self.multiplier(fwd, q, layers, stop) {
-            c = b.scale_heads(n, heads, &c, m)?;
-        }
+        let mut c = match self.multiplier(fwd, q, layers, stop) {
+            Some(m) => b.scale_heads(n, heads, head, m)?,
+            None => b.clone_buf(head)?,
+        };
         for i in (stop..layers).rev() {
             let _range = b.range(&format!("relevance/{}", self.info.layer_names[i]));
             let (input_dims, output_dims) = self.info.dims[i];
@@ -582,7 +653,7 @@ impl<B: Backend> Network<B> {
                 }
             };
         }
-        b.download(&c)
+        Ok(c)
     }
 
     /// What the product `c` arriving at the input of layer `at` is multiplied by in the fused
@@ -617,7 +688,7 @@ impl<B: Backend> Network<B> {
         heads: usize,
         r: &B::Buf,
         preset: Preset,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<B::Buf> {
         let b = &self.backend;
         let doubled = b.zbox_input(&fwd.x, &self.zbox_bounds)?;
         let (input_dims, output_dims) = self.info.dims[0];
@@ -642,7 +713,7 @@ impl<B: Backend> Network<B> {
         )?;
         let halves =
             b.conv_transpose(s, heads, &q, &self.zbox, WeightSet::Plain, Some(&doubled))?;
-        b.download(&b.zbox_sum(&halves, channels)?)
+        b.zbox_sum(&halves, channels)
     }
 
     /// The input of layer `i`: the output of the nearest earlier layer that has one.

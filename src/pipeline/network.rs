@@ -104,7 +104,8 @@ fn checked(result: ImageResult) -> ItemResult<ImageResult> {
     }
     for e in &result.explanations {
         let what = format!("the {} map for class {}", e.method.name(), e.target);
-        if let Some(why) = non_finite(&what, &e.relevance) {
+        let heatmap = e.heatmap.as_deref().unwrap_or_default();
+        if let Some(why) = non_finite(&what, &e.relevance).or_else(|| non_finite(&what, heatmap)) {
             return Err(why);
         }
     }

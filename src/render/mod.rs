@@ -31,6 +31,11 @@ impl RenderOptions {
         Display::new(relevance, channels, self.kind, self.clip_percent)
     }
 
+    /// The display of a heatmap the backend made (of this renderer's kind).
+    pub fn display_heatmap(&self, map: &[f32]) -> Display {
+        Display::of_heatmap(map.to_vec(), self.kind, self.clip_percent)
+    }
+
     /// The heatmap image of a display, one pixel per map pixel.
     pub fn heatmap_image(&self, display: &Display, width: u32, height: u32) -> RgbImage {
         colorize(display, width, height, self.cmap)

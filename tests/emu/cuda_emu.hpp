@@ -70,6 +70,12 @@ inline void emu_yield(FiberState state) {
 
 inline void __syncthreads() { emu_yield(FiberState::AtBarrier); }
 
+inline int __float_as_int(float f) {
+    int i;
+    std::memcpy(&i, &f, sizeof i);
+    return i;
+}
+
 inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
     const unsigned t = threadIdx.x;
     emu_block->exchange[t] = v;

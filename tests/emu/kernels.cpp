@@ -18,6 +18,8 @@
 #include "dense_mma.cu"
 #include "dense_quotient.cu"
 #include "dense_transpose.cu"
+#include "heads.cu"
+#include "heatmap.cu"
 #include "maxpool_forward.cu"
 #include "maxpool_route.cu"
 #include "mma_pack.cu"
@@ -76,6 +78,8 @@ extern "C" int emu_launch(const char* kernel, const unsigned* g, const unsigned*
     KERNEL(maxpool_route_scaled)
     KERNEL(relu_backward)
     KERNEL(scale_heads)
+    KERNEL(heads)
+    KERNEL(heatmap)
     KERNEL(zbox_input)
     KERNEL(zbox_sum)
     KERNEL(mma_pack)

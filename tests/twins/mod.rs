@@ -5,8 +5,10 @@
 
 use sglrp::backend::cpu::CpuBackend;
 use sglrp::backend::{
-    Backend, BiasMode, ConvShape, DenseShape, Mask, PoolShape, Stabilizer, WeightSet,
+    Backend, BiasMode, ConvShape, DenseShape, HeadRule, HeadSpec, HeadTarget, Mask, PoolShape,
+    Stabilizer, WeightSet, resolve_target,
 };
+use sglrp::heatmap::HeatmapKind;
 use sglrp::model::{ConvParams, DenseParams};
 
 use crate::common::{Rng, max_abs, rel_l2};
@@ -229,7 +231,7 @@ pub fn conv_transpose<B: Backend>(b: &B, seed: u64) {
 }
 
 /// Pooling on values from a small set, so that windows hold ties (the first maximum wins).
-pub fn maxpool<B: Backend>(b: &B, seed: u64, argmax_of: impl Fn(&B::Index) -> Vec<u32>) {
+pub fn maxpool<B: Backend>(b: &B, seed: u64) {
     let c = cpu();
     for (i, s) in POOL_SHAPES.into_iter().enumerate() {
         let mut rng = Rng::new(seed + i as u64);
@@ -242,7 +244,11 @@ pub fn maxpool<B: Backend>(b: &B, seed: u64, argmax_of: impl Fn(&B::Index) -> Ve
         let (y, idx) = b.maxpool_forward(s, &b.upload(&x).unwrap()).unwrap();
         let case = format!("maxpool_forward {s:?}");
         assert_eq!(b.download(&y).unwrap(), want_y, "{case} (seed {seed})");
-        assert_eq!(argmax_of(&idx), want_idx, "{case} argmax (seed {seed})");
+        assert_eq!(
+            b.download_index(&idx).unwrap(),
+            want_idx,
+            "{case} argmax (seed {seed})"
+        );
         for heads in HEADS {
             let r = rng.vec(s.output_len() * heads, -1.0, 1.0);
             let want = c.maxpool_route(s, heads, &r, &want_idx).unwrap();
@@ -643,7 +649,7 @@ pub fn fused_network<B: Backend>(b: B, model: &sglrp::model::Model, seed: u64, b
     for preset in Preset::ALL {
         let own = fused_cpu.forward_for(&x, preset).unwrap();
         let mut heads = Vec::new();
-        for z in fc.logits.chunks(classes) {
+        for z in oracle.logits(&fc).unwrap().chunks(classes) {
             for (method, target) in [
                 (Method::Lrp, 0),
                 (Method::Clrp, 3),
@@ -681,4 +687,111 @@ pub fn fused_network<B: Backend>(b: B, model: &sglrp::model::Model, seed: u64, b
             }
         }
     }
+}
+
+/// The heads of every rule and target kind from the same logits on `b` and on the CPU: targets
+/// equal, values within a few ulp (the softmax's f64 sum runs in another order). Logits with
+/// ties, ±0 and values far apart; 1, 4, 37 and 1000 classes; a custom row between others.
+pub fn heads<B: Backend>(b: &B, seed: u64) {
+    let cpu = cpu();
+    let mut rng = Rng::new(seed);
+    for classes in [1usize, 4, 37, 1000] {
+        let n = 3;
+        let mut logits = rng.vec(n * classes, -8.0, 8.0);
+        // Image 1 ties: a few repeated values, +0 and −0 (total order: −0 below +0).
+        for (i, v) in logits[classes..2 * classes].iter_mut().enumerate() {
+            *v = [2.5, -1.0, 0.0, -0.0, 2.5][i % 5];
+        }
+        let ranks = [1, classes, classes.div_ceil(2)];
+        let mut specs = Vec::new();
+        let custom = rng.vec(2 * classes, -1.0, 1.0);
+        for _ in 0..n {
+            for (r, rule) in [
+                HeadRule::Lrp,
+                HeadRule::Clrp,
+                HeadRule::Sglrp,
+                HeadRule::OneHot,
+                HeadRule::Custom(1),
+                HeadRule::Sglrp,
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let target = if r % 2 == 0 {
+                    HeadTarget::Rank(ranks[r / 2 % 3])
+                } else {
+                    HeadTarget::Class((r * 7) % classes)
+                };
+                specs.push(HeadSpec { rule, target });
+            }
+        }
+        let case = format!("heads, {classes} classes");
+        let (h, t) = b
+            .heads(&b.upload(&logits).unwrap(), classes, &specs, &custom)
+            .unwrap();
+        let (want_h, want_t) = cpu.heads(&logits, classes, &specs, &custom).unwrap();
+        assert_eq!(b.download_index(&t).unwrap(), want_t, "{case}: targets");
+        let got = b.download(&h).unwrap();
+        for (i, (g, w)) in got.iter().zip(&want_h).enumerate() {
+            let ulps = (g.to_bits() as i64 - w.to_bits() as i64).abs();
+            assert!(
+                g == w || ulps <= 4,
+                "{case} (seed {seed}): [{i}] {g} vs {w}"
+            );
+        }
+        // The ranks follow total_cmp with ties to the lower index.
+        let z = &logits[classes..2 * classes];
+        let by_rank = |k: usize| resolve_target(z, HeadTarget::Rank(k));
+        if classes == 4 {
+            assert_eq!((1..=4).map(by_rank).collect::<Vec<_>>(), vec![0, 2, 3, 1]);
+        }
+    }
+    // Out-of-range targets and custom rows are errors, not reads out of bounds.
+    let logits = b.upload(&[1.0, 2.0]).unwrap();
+    for spec in [
+        HeadSpec {
+            rule: HeadRule::Lrp,
+            target: HeadTarget::Class(2),
+        },
+        HeadSpec {
+            rule: HeadRule::Lrp,
+            target: HeadTarget::Rank(0),
+        },
+        HeadSpec {
+            rule: HeadRule::Custom(1),
+            target: HeadTarget::Rank(1),
+        },
+    ] {
+        assert!(
+            b.heads(&logits, 2, &[spec], &[0.5, 0.5]).is_err(),
+            "{spec:?}"
+        );
+    }
+}
+
+/// The heatmap op against the CPU's and against the host heatmap of the same maps laid out
+/// `(C, H, W)`: each pixel's channels summed in channel order, so the sums are equal.
+pub fn heatmap<B: Backend>(b: &B, seed: u64) {
+    let cpu = cpu();
+    let mut rng = Rng::new(seed);
+    for (rows, pixels, channels) in [(1, 1, 1), (3, 37, 3), (2, 13 * 11, 6), (1, 9, 64)] {
+        let r = rng.vec(rows * pixels * channels, -1.0, 1.0);
+        for kind in HeatmapKind::ALL {
+            let case = format!("heatmap {kind}, {rows}×{pixels}×{channels}");
+            let got = b
+                .download(&b.heatmap(&b.upload(&r).unwrap(), channels, kind).unwrap())
+                .unwrap();
+            let want = cpu.heatmap(&r, channels, kind).unwrap();
+            assert_eq!(got, want, "{case} (seed {seed})");
+            for (row, map) in r.chunks(pixels * channels).enumerate() {
+                let chw = sglrp::explain::hwc_to_chw(map, pixels, 1, channels);
+                let host = sglrp::heatmap::heatmap(&chw, channels, kind);
+                assert_eq!(&want[row * pixels..][..pixels], &host[..], "{case}");
+            }
+        }
+    }
+    assert!(
+        b.heatmap(&b.upload(&[1.0; 5]).unwrap(), 2, HeatmapKind::Signed)
+            .is_err()
+    );
 }

@@ -4,15 +4,17 @@
 pub mod conv;
 pub mod dense;
 pub mod gemm;
+pub mod heads;
 pub mod pool;
 
 use rayon::prelude::*;
 
 use super::{
-    Backend, BiasMode, ConvShape, DenseShape, KernelUse, Mask, PoolShape, Precision, Stabilizer,
-    WeightSet,
+    Backend, BiasMode, ConvShape, DenseShape, HeadSpec, KernelUse, Mask, PoolShape, Precision,
+    Stabilizer, WeightSet, heads_mismatch,
 };
 use crate::error::{Error, Result};
+use crate::heatmap::HeatmapKind;
 use crate::model::{ConvParams, DenseParams};
 pub use conv::CpuConv;
 pub use dense::CpuDense;
@@ -90,6 +92,10 @@ impl Backend for CpuBackend {
 
     fn upload(&self, host: &[f32]) -> Result<Vec<f32>> {
         Ok(host.to_vec())
+    }
+
+    fn clone_buf(&self, x: &Vec<f32>) -> Result<Vec<f32>> {
+        Ok(x.clone())
     }
 
     fn download(&self, buf: &Vec<f32>) -> Result<Vec<f32>> {
@@ -301,6 +307,43 @@ impl Backend for CpuBackend {
                 let lo = px.iter().zip(low).map(|(v, l)| v - l);
                 lo.chain(px.iter().zip(high).map(|(v, h)| v - h))
             })
+            .collect())
+    }
+
+    fn heads(
+        &self,
+        logits: &Vec<f32>,
+        classes: usize,
+        specs: &[HeadSpec],
+        custom: &[f32],
+    ) -> Result<(Vec<f32>, Vec<u32>)> {
+        if let Some(message) = heads_mismatch(logits.len(), classes, specs, custom.len()) {
+            return Err(Error::Backend {
+                backend: "cpu",
+                op: "heads".into(),
+                message,
+            });
+        }
+        Ok(heads::heads(logits, classes, specs, custom))
+    }
+
+    fn download_index(&self, idx: &Vec<u32>) -> Result<Vec<u32>> {
+        Ok(idx.clone())
+    }
+
+    fn heatmap(&self, r: &Vec<f32>, channels: usize, kind: HeatmapKind) -> Result<Vec<f32>> {
+        if channels == 0 || !r.len().is_multiple_of(channels) {
+            return Err(Error::Backend {
+                backend: "cpu",
+                op: "heatmap".into(),
+                message: format!(
+                    "{} values are not whole pixels of {channels} channels",
+                    r.len()
+                ),
+            });
+        }
+        Ok(r.chunks_exact(channels)
+            .map(|px| px.iter().map(|&v| kind.term(v)).sum())
             .collect())
     }
 

@@ -26,6 +26,9 @@ pub const CONV_THREADS: u32 = (CONV_BM / CONV_TM) * (CONV_BN / CONV_TN);
 /// Threads per block of the direct `_v1` kernels and of the element-wise kernels.
 pub const ELEMENTWISE_THREADS: u32 = 256;
 
+/// Heads: one block per head row, a power of two of threads (its reductions halve).
+pub const HEADS_THREADS: u32 = 256;
+
 /// Dense forward and quotient: one warp per output, `DENSE_WARPS` outputs per block, the inputs
 /// of `DENSE_ROWS` rows staged through shared memory `DENSE_KCHUNK` columns at a time; the
 /// inputs split into slices (deterministic split-K) until the partial kernel has about
@@ -61,6 +64,7 @@ const _: () = {
         "slices start 16-byte aligned for float4 loads"
     );
     assert!(DENSE_ROWS <= 32, "lane r writes row r");
+    assert!(HEADS_THREADS.is_power_of_two());
 };
 
 /// Every define passed to NVRTC, `-DNAME=value`.
@@ -72,6 +76,7 @@ pub const DEFINES: &[(&str, u32)] = &[
     ("CONV_TN", CONV_TN),
     ("CONV_THREADS", CONV_THREADS),
     ("ELEMENTWISE_THREADS", ELEMENTWISE_THREADS),
+    ("HEADS_THREADS", HEADS_THREADS),
     ("DENSE_WARPS", DENSE_WARPS),
     ("DENSE_ROWS", DENSE_ROWS),
     ("DENSE_KCHUNK", DENSE_KCHUNK),
@@ -127,6 +132,15 @@ pub fn elementwise(elements: u64) -> Option<Geometry> {
     (gx <= MAX_GRID_X).then_some(Geometry {
         grid: (gx as u32, 1, 1),
         block: (ELEMENTWISE_THREADS, 1, 1),
+        shared_bytes: 0,
+    })
+}
+
+/// One block of `HEADS_THREADS` per head row.
+pub fn heads(rows: u64) -> Option<Geometry> {
+    (1..=MAX_GRID_X).contains(&rows).then_some(Geometry {
+        grid: (rows as u32, 1, 1),
+        block: (HEADS_THREADS, 1, 1),
         shared_bytes: 0,
     })
 }

@@ -10,10 +10,11 @@ use super::device::{Arg, Device};
 use super::mma::{self, MmaConv, MmaDense, Storage, ZPlus};
 use super::registry::{self, Kernel, Op, Variant};
 use crate::backend::{
-    Backend, BiasMode, ConvShape, DenseShape, KernelUse, LayerTimer, Mask, PoolShape, Precision,
-    Range, Stabilizer, WeightSet,
+    Backend, BiasMode, ConvShape, DenseShape, HeadSpec, KernelUse, LayerTimer, Mask, PoolShape,
+    Precision, Range, Stabilizer, WeightSet,
 };
 use crate::error::{Error, Result};
+use crate::heatmap::HeatmapKind;
 use crate::model::{ConvParams, DenseParams};
 
 /// A device buffer of `len` values: f32, or bf16 pairs (what the BF16 tensor-core kernels write).
@@ -223,12 +224,6 @@ impl<D: Device> GpuBackend<D> {
                 })
             })
             .collect()
-    }
-
-    /// The argmax indices of a pooling, on the host.
-    pub fn download_index(&self, idx: &GpuIndex<D>) -> Result<Vec<u32>> {
-        let words = self.device.download(&idx.mem, idx.len)?;
-        Ok(words.into_iter().map(f32::to_bits).collect())
     }
 
     pub(super) fn alloc(&self, len: usize) -> Result<GpuBuf<D>> {
@@ -458,7 +453,7 @@ impl<D: Device> Backend for GpuBackend<D> {
             })
             .collect();
         kernels.push(KernelUse {
-            op: "every other op (pooling, ReLU, z^B ends, scaling)".into(),
+            op: "every other op (pooling, ReLU, z^B ends, scaling, heads, heatmaps)".into(),
             kernel: "its one f32 kernel".into(),
             precision: Precision::F32,
         });
@@ -467,6 +462,27 @@ impl<D: Device> Backend for GpuBackend<D> {
 
     fn upload(&self, host: &[f32]) -> Result<GpuBuf<D>> {
         mma::upload(self, host, Storage::F32)
+    }
+
+    fn clone_buf(&self, x: &GpuBuf<D>) -> Result<GpuBuf<D>> {
+        let copy = self.alloc_in(x.len, x.storage)?;
+        self.copy_buf(&copy, x)?;
+        Ok(copy)
+    }
+
+    fn download_index(&self, idx: &GpuIndex<D>) -> Result<Vec<u32>> {
+        let words = self.device.download(&idx.mem, idx.len)?;
+        Ok(words.into_iter().map(f32::to_bits).collect())
+    }
+
+    fn heads(
+        &self,
+        logits: &GpuBuf<D>,
+        classes: usize,
+        specs: &[HeadSpec],
+        custom: &[f32],
+    ) -> Result<(GpuBuf<D>, GpuIndex<D>)> {
+        self.launch_heads(logits, classes, specs, custom)
     }
 
     fn download(&self, buf: &GpuBuf<D>) -> Result<Vec<f32>> {
@@ -934,6 +950,10 @@ impl<D: Device> Backend for GpuBackend<D> {
         // int c)`; x holds pixels·c floats, bounds 2c and out 2·pixels·c (checked, allocated).
         unsafe { self.launch(op, geo, &args)? };
         Ok(out)
+    }
+
+    fn heatmap(&self, r: &GpuBuf<D>, channels: usize, kind: HeatmapKind) -> Result<GpuBuf<D>> {
+        self.launch_heatmap(r, channels, kind)
     }
 
     fn zbox_sum(&self, halves: &GpuBuf<D>, channels: usize) -> Result<GpuBuf<D>> {

@@ -24,10 +24,12 @@ pub mod device;
 pub mod driver;
 mod fused;
 pub mod gpu;
+mod heads;
 pub mod kernels;
 pub mod mma;
 mod mma_ops;
 pub mod nvtx;
+mod reduce;
 pub mod registry;
 pub mod runtime;
 
