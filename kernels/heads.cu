@@ -31,18 +31,31 @@ __device__ __forceinline__ bool beats(const float* z, int a, int c) {
 
 extern "C" __global__ void heads(
     const float* __restrict__ logits,  // (N, classes)
-    const int* __restrict__ specs,     // (N·K, 4): rule, target kind, class or rank, custom row
-    const float* __restrict__ custom,  // (custom rows, classes)
-    float* __restrict__ out,           // (N·K, classes)
-    unsigned* __restrict__ targets,    // (N·K)
-    int classes, int per_image)
+    const unsigned* __restrict__ table,  // (rows, 4): rule, target kind, class or rank, custom
+                                         // row; then the custom rows (f32), `table_len` words in all
+    float* __restrict__ out,           // (rows, classes)
+    float* __restrict__ targets,       // (rows): the target class, as a number
+    int classes, int per_image, int rows, long long table_len)
 {
     __shared__ double partial[HEADS_THREADS];
     __shared__ int target;
     const int row = blockIdx.x;
     const float* z = logits + (long long)(row / per_image) * classes;
-    const int* spec = specs + 4 * row;
-    const int rule = spec[0], kind = spec[1], value = spec[2];
+    const unsigned* spec = table + 4 * row;
+    const unsigned rule = spec[0], kind = spec[1], value = spec[2], custom_row = spec[3];
+    const float* custom = reinterpret_cast<const float*>(table + 4LL * rows);
+    float* h = out + (long long)row * classes;
+
+    // A row the host's checks would have refused: NaN, which the results report.
+    const long long custom_rows = (table_len - 4LL * rows) / classes;
+    const bool valid = rule <= HEAD_CUSTOM && (rule != HEAD_CUSTOM || custom_row < custom_rows) &&
+                       ((kind == TARGET_CLASS && value < (unsigned)classes) ||
+                        (kind == TARGET_RANK && value >= 1 && value <= (unsigned)classes));
+    if (!valid) {
+        for (int c = threadIdx.x; c < classes; c += blockDim.x) h[c] = __int_as_float(0x7fc00000);
+        if (threadIdx.x == 0) targets[row] = __int_as_float(0x7fc00000);
+        return;
+    }
 
     if (kind == TARGET_CLASS) {
         target = value;
@@ -52,7 +65,7 @@ extern "C" __global__ void heads(
             for (int a = 0; a < classes; ++a) {
                 above += beats(z, a, c);
             }
-            if (above == value - 1) {
+            if (above == (int)value - 1) {
                 target = c;  // one class has each rank
             }
         }
@@ -60,7 +73,6 @@ extern "C" __global__ void heads(
     __syncthreads();
     const int t = target;
     const float zt = z[t];
-    float* h = out + (long long)row * classes;
 
     if (rule == HEAD_SGLRP) {
         // max, then Σ exp(z − max) in f64, as the twin does (its sum order differs only in
@@ -97,7 +109,7 @@ extern "C" __global__ void heads(
             const float yc = (float)(exp((double)z[c] - max) / total);
             h[c] = c == t ? yt * (1.0f - yt) : -yt * yc;
         }
-        if (threadIdx.x == 0) targets[row] = (unsigned)t;
+        if (threadIdx.x == 0) targets[row] = (float)t;
         return;
     }
 
@@ -108,9 +120,9 @@ extern "C" __global__ void heads(
             case HEAD_LRP: v = c == t ? zt : 0.0f; break;
             case HEAD_CLRP: v = c == t ? zt : others; break;
             case HEAD_ONE_HOT: v = c == t ? 1.0f : 0.0f; break;
-            default: v = custom[(long long)spec[3] * classes + c]; break;
+            default: v = custom[(long long)custom_row * classes + c]; break;
         }
         h[c] = v;
     }
-    if (threadIdx.x == 0) targets[row] = (unsigned)t;
+    if (threadIdx.x == 0) targets[row] = (float)t;
 }

@@ -13,6 +13,14 @@ use sglrp::model::Model;
 
 const SEED: u64 = 0x5eed_0005;
 
+/// The emulator backend without CUDA graphs: each pass's kernels and ranges appear once, as
+/// launched (a captured pass runs once directly, then once into its graph).
+fn one_by_one() -> sglrp::backend::cuda::GpuBackend<emu::EmuDevice> {
+    let mut b = emu::backend();
+    b.set_graphs(false);
+    b
+}
+
 #[test]
 fn conv_forward_matches_the_cpu() {
     twins::conv_forward(&emu::backend(), SEED);
@@ -110,7 +118,7 @@ fn the_fused_pass_matches_the_per_op_cpu_pass() {
 #[test]
 fn the_fused_pass_launches_no_quotient_kernel() {
     let model = twins::random_model(SEED + 14, false);
-    let net = Network::new(emu::backend(), &model).unwrap();
+    let net = Network::new(one_by_one(), &model).unwrap();
     let x = vec![0.5; model.input_side * model.input_side * 3];
     net.explain_each(
         &x,
@@ -143,7 +151,7 @@ fn small_networks_match_the_cpu_end_to_end() {
 #[test]
 fn every_layer_of_every_pass_opens_a_named_range() {
     let model = Model::load(common::fixtures().join("odd_vgg.model.safetensors")).unwrap();
-    let net = Network::new(emu::backend(), &model).unwrap();
+    let net = Network::new(one_by_one(), &model).unwrap();
     let x = vec![0.5; model.input_side * model.input_side * 3];
     net.backend().device().ranges.borrow_mut().clear();
     net.explain_each(

@@ -6,10 +6,8 @@ mod common;
 mod emu;
 
 use emu::{EmuDevice, Schedule};
-use sglrp::backend::cuda::{
-    Device, GpuBackend, GpuBuf, GpuConv, GraphKey, Graphs, Pipeline, Stream,
-};
-use sglrp::backend::{Backend, BiasMode, ConvShape, PoolShape, Stabilizer, WeightSet};
+use sglrp::backend::cuda::{Device, GpuBackend, GpuBuf, GpuConv, Graphs, Pipeline, Stream};
+use sglrp::backend::{Backend, BiasMode, ConvShape, PassKey, PoolShape, Stabilizer, WeightSet};
 use sglrp::error::Result;
 use sglrp::explain::{Method, Network, Preset, Request, Target};
 use sglrp::model::{ConvParams, Model};
@@ -127,6 +125,10 @@ fn the_second_batch_allocates_nothing() {
     let stats = || net.backend().device().pool_stats();
     let loaded = stats();
     let first = net.explain_each(&x1, &requests, Preset::Paper).unwrap();
+    // The copy streams' input slots (`PASS_SLOTS`) take their buffers one batch each.
+    for _ in 1..sglrp::backend::cuda::config::PASS_SLOTS {
+        net.explain_each(&x2, &requests, Preset::Paper).unwrap();
+    }
     let warm = stats();
     assert!(warm.driver_allocs > loaded.driver_allocs);
     let second = net.explain_each(&x2, &requests, Preset::Paper).unwrap();
@@ -159,17 +161,18 @@ fn pipelined(schedule: Schedule, depth: usize, lead: usize) {
         .map(|_| rng.vec(shape(n).input_len(), -1.0, 1.0))
         .collect();
     let want: Vec<_> = batches.iter().map(|x| pass.direct(&b, x)).collect();
-    let mut pipe = Pipeline::new(&b, depth, shape(n).input_len()).unwrap();
+    let mut pipe = Pipeline::new(depth).unwrap();
     let mut tickets = std::collections::VecDeque::new();
     let mut got = Vec::new();
     for x in &batches {
-        tickets.push_back(pipe.submit(x, |b, input| pass.run(b, input)).unwrap());
+        let ticket = pipe.submit(&b, &[x], |b, inputs| pass.run(b, &inputs[0]));
+        tickets.push_back(ticket.unwrap());
         if tickets.len() > lead {
-            got.push(pipe.finish(tickets.pop_front().unwrap()).unwrap());
+            got.push(pipe.finish(&b, tickets.pop_front().unwrap()).unwrap());
         }
     }
     while let Some(t) = tickets.pop_front() {
-        got.push(pipe.finish(t).unwrap());
+        got.push(pipe.finish(&b, t).unwrap());
     }
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
         assert_finite(g);
@@ -240,13 +243,15 @@ fn replayed_graphs_equal_the_direct_run_bit_for_bit() {
     let pass = Pass::new(&b, &mut rng, 4);
     let mut graphs = Graphs::default();
     let run = |graphs: &mut Graphs<EmuDevice>, n: usize, x: &[f32]| {
-        let key = GraphKey {
+        let key = PassKey {
             batch: n,
             heads: HEADS,
             pass: 0,
         };
         let input = b.upload(x).unwrap();
-        let outs = graphs.run(&b, key, &input, |b, x| pass.run(b, x)).unwrap();
+        let outs = graphs
+            .run(&b, key, &[input], |b, x| pass.run(b, &x[0]))
+            .unwrap();
         outs.iter()
             .map(|o| b.download(o).unwrap())
             .collect::<Vec<_>>()
@@ -305,4 +310,111 @@ fn a_capture_refuses_what_a_graph_cannot_hold() {
     dev.replay(&graph).unwrap();
     assert!(dev.end_capture().is_err());
     assert!(b.alloc_buf(1000).is_ok());
+}
+
+/// `Network::explain` runs each shape of work as one captured graph, replayed for later batches
+/// of that shape with their own pixels and targets: the results equal those of the same backend
+/// without graphs, bit for bit; the `innvestigate` preset, whose heads are made on the host,
+/// runs without one.
+#[test]
+fn explanations_replay_one_graph_per_shape() {
+    let model = Model::load(common::fixtures().join("small_vgg.model.safetensors")).unwrap();
+    let net = Network::new(emu::backend(), &model).unwrap();
+    let mut plain = emu::backend();
+    plain.set_graphs(false);
+    let plain = Network::new(plain, &model).unwrap();
+    let mut rng = Rng::new(SEED + 4);
+    let per_image = model.input_side * model.input_side * 3;
+    let requests = |class: usize| {
+        vec![
+            Request::new(Method::Sglrp, Target::Rank(1)),
+            Request::new(Method::Clrp, Target::Class(class)),
+            Request::new(Method::GuidedGradCam, Target::Rank(2)),
+        ]
+    };
+    let maps = |results: &[sglrp::explain::ImageResult]| -> Vec<Vec<u32>> {
+        let mut v = Vec::new();
+        for r in results {
+            v.push(r.logits.iter().map(|x| x.to_bits()).collect());
+            for e in &r.explanations {
+                v.push(e.relevance.iter().map(|x| x.to_bits()).collect());
+                v.push(vec![e.target as u32]);
+            }
+        }
+        v
+    };
+    // A key's first batch runs without a graph, the second captures it.
+    let batches = [
+        (2, 3, 0, 0),
+        (2, 5, 1, 1),
+        (2, 7, 1, 2),
+        (3, 3, 1, 2),
+        (2, 0, 1, 3),
+    ];
+    for (n, class, captures, replays) in batches {
+        let x = rng.vec(n * per_image, 0.0, 1.0);
+        let lists: Vec<Vec<Request>> = (0..n).map(|i| requests((class + i) % 10)).collect();
+        let got = net.explain(&x, &lists, Preset::Zennit).unwrap();
+        let want = plain.explain(&x, &lists, Preset::Zennit).unwrap();
+        assert_eq!(maps(&got), maps(&want), "batch of {n}, class {class}");
+        assert_eq!(got[1].explanations[1].target, (class + 1) % 10);
+        assert_eq!(net.backend().graph_counts(), (captures, replays));
+    }
+    let x = rng.vec(2 * per_image, 0.0, 1.0);
+    let lists = vec![requests(1); 2];
+    let got = net.explain(&x, &lists, Preset::Innvestigate).unwrap();
+    let want = plain.explain(&x, &lists, Preset::Innvestigate).unwrap();
+    assert_eq!(maps(&got), maps(&want));
+    assert_eq!(
+        net.backend().graph_counts(),
+        (1, 3),
+        "no graph for host heads"
+    );
+    assert_eq!(plain.backend().graph_counts(), (0, 0));
+}
+
+/// Batches started before the one before them is finished (`explain_start` / `explain_finish`,
+/// as the batch loop runs them) give the results of one batch at a time, whatever the order
+/// the emulator runs the copy streams in, and with sizes that change from batch to batch.
+#[test]
+fn overlapped_explanations_equal_one_batch_at_a_time() {
+    let model = Model::load(common::fixtures().join("small_vgg.model.safetensors")).unwrap();
+    let mut rng = Rng::new(SEED + 5);
+    let per_image = model.input_side * model.input_side * 3;
+    let requests = [
+        Request::new(Method::Sglrp, Target::Rank(1)),
+        Request::new(Method::Gradient, Target::Rank(2)),
+    ];
+    let batches: Vec<Vec<f32>> = [2, 2, 3, 1, 2]
+        .iter()
+        .map(|n| rng.vec(n * per_image, 0.0, 1.0))
+        .collect();
+    let lists = |x: &[f32]| vec![requests.to_vec(); x.len() / per_image];
+    let plain = Network::new(emu::backend(), &model).unwrap();
+    let want: Vec<_> = batches
+        .iter()
+        .map(|x| plain.explain(x, &lists(x), Preset::Zennit).unwrap())
+        .collect();
+    for schedule in [Schedule::Late, Schedule::UploadsEarly] {
+        let b = emu::backend();
+        b.device().set_schedule(schedule);
+        let net = Network::new(b, &model).unwrap();
+        let mut started = std::collections::VecDeque::new();
+        let mut got = Vec::new();
+        for x in &batches {
+            started.push_back(net.explain_start(x, &lists(x), Preset::Zennit).unwrap());
+            if started.len() > 1 {
+                got.push(net.explain_finish(started.pop_front().unwrap()).unwrap());
+            }
+        }
+        got.extend(started.into_iter().map(|p| net.explain_finish(p).unwrap()));
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            for (a, b) in g.iter().zip(w) {
+                assert_eq!(a.logits, b.logits, "batch {i} ({schedule:?})");
+                for (ea, eb) in a.explanations.iter().zip(&b.explanations) {
+                    assert_eq!(ea.relevance, eb.relevance, "batch {i} ({schedule:?})");
+                }
+            }
+        }
+    }
 }

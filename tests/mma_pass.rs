@@ -62,7 +62,9 @@ fn launches(precision: Precision) -> Vec<&'static str> {
     let net = Network::new(tensor_cores(precision), &model).unwrap();
     let x = vec![0.5; model.input_side * model.input_side * 3];
     let request = [Request::new(Method::Sglrp, Target::Rank(1))];
-    net.explain_each(&x, &request, Preset::Zennit).unwrap();
+    if let Err(e) = net.explain_each(&x, &request, Preset::Zennit) {
+        panic!("{precision}: {e}");
+    }
     net.backend().device().launches.borrow().clone()
 }
 

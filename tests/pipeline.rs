@@ -328,11 +328,7 @@ fn explain_on_cpu(
             let backend =
                 sglrp::backend::cpu::CpuBackend::new(Some(1)).map_err(|e| e.to_string())?;
             let network = Network::new(backend, model).map_err(|e| e.to_string())?;
-            Ok(Explainer {
-                network,
-                requests: requests.clone(),
-                preset: Preset::Paper,
-            })
+            Ok(Explainer::new(network, requests.clone(), Preset::Paper))
         },
         &Options::new(batch, 2, workers),
         |_, done| {

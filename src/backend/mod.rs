@@ -232,38 +232,59 @@ pub fn resolve_target(z: &[f32], target: HeadTarget) -> usize {
     }
 }
 
+/// A pass's head rows as [`Backend::heads`] reads them: four words per row (rule, target kind,
+/// class or rank, custom row: u32 values stored as the bits of f32 words), then the custom rows.
+pub fn head_table(specs: &[HeadSpec], custom: &[f32]) -> Vec<f32> {
+    let words = specs.iter().flat_map(|spec| {
+        let (rule, row) = match spec.rule {
+            HeadRule::Lrp => (0, 0),
+            HeadRule::Clrp => (1, 0),
+            HeadRule::Sglrp => (2, 0),
+            HeadRule::OneHot => (3, 0),
+            HeadRule::Custom(i) => (4, i),
+        };
+        let (kind, value) = match spec.target {
+            HeadTarget::Class(c) => (0, c),
+            HeadTarget::Rank(k) => (1, k),
+        };
+        [rule, kind, value, row].map(|w| f32::from_bits(w.try_into().unwrap_or(u32::MAX)))
+    });
+    words.chain(custom.iter().copied()).collect()
+}
+
+/// Row `r` of a head table, if its words name a rule, a target in range for `classes` and a
+/// custom row the table holds.
+pub fn table_row(table: &[f32], rows: usize, classes: usize, r: usize) -> Option<HeadSpec> {
+    let [rule, kind, value, row] = [0, 1, 2, 3].map(|i| table[4 * r + i].to_bits() as usize);
+    let custom_rows = (table.len() - 4 * rows) / classes;
+    let rule = match rule {
+        0 => HeadRule::Lrp,
+        1 => HeadRule::Clrp,
+        2 => HeadRule::Sglrp,
+        3 => HeadRule::OneHot,
+        4 if row < custom_rows => HeadRule::Custom(row),
+        _ => return None,
+    };
+    let target = match kind {
+        0 if value < classes => HeadTarget::Class(value),
+        1 if (1..=classes).contains(&value) => HeadTarget::Rank(value),
+        _ => return None,
+    };
+    Some(HeadSpec { rule, target })
+}
+
 /// Why [`Backend::heads`]' arguments do not fit together, if they do not.
-pub fn heads_mismatch(
-    logits: usize,
-    classes: usize,
-    specs: &[HeadSpec],
-    custom: usize,
-) -> Option<String> {
+pub fn heads_mismatch(logits: usize, classes: usize, rows: usize, table: usize) -> Option<String> {
     if classes == 0 || logits == 0 || !logits.is_multiple_of(classes) {
         return Some(format!(
             "{logits} logits are not whole rows of {classes} classes"
         ));
     }
     let n = logits / classes;
-    if specs.is_empty() || !specs.len().is_multiple_of(n) {
-        return Some(format!("{} head rows for {n} images", specs.len()));
+    if rows == 0 || !rows.is_multiple_of(n) {
+        return Some(format!("{rows} head rows for {n} images"));
     }
-    specs.iter().find_map(|spec| {
-        let target = match spec.target {
-            HeadTarget::Class(c) => c < classes,
-            HeadTarget::Rank(k) => (1..=classes).contains(&k),
-        };
-        let custom_row = match spec.rule {
-            HeadRule::Custom(i) => (i + 1) * classes <= custom,
-            _ => true,
-        };
-        (!target || !custom_row).then(|| {
-            format!(
-                "{spec:?} is out of range ({classes} classes, {} custom rows)",
-                custom / classes
-            )
-        })
-    })
+    (table < 4 * rows).then(|| format!("a head table of {table} words for {rows} rows"))
 }
 
 /// Classes ordered by logit, highest first: `total_cmp` order (NaN above every number), ties
@@ -273,6 +294,19 @@ pub fn ranking(z: &[f32]) -> Vec<usize> {
     order.sort_by(|&a, &b| z[b].total_cmp(&z[a]).then(a.cmp(&b)));
     order
 }
+
+/// The shape of a batch's work, for [`Backend::run_pass`]: `batch` images with `heads` requests
+/// each, `pass` the caller's number for everything else the work depends on (methods, settings,
+/// the sizes of its inputs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PassKey {
+    pub batch: usize,
+    pub heads: usize,
+    pub pass: u64,
+}
+
+/// The work of [`Backend::run_pass`]: from the uploaded inputs to the buffers to download.
+pub type Work<'a, Buf> = dyn Fn(&[Buf]) -> Result<Vec<Buf>> + 'a;
 
 /// A named span of work — one layer of one pass, `forward/conv3_2`, `relevance/fc1` — opened by
 /// [`Backend::range`] and closed when dropped. The CUDA backend marks it as an NVTX range (and
@@ -319,6 +353,8 @@ pub trait Backend {
     type Index;
     type Conv;
     type Dense;
+    /// A pass submitted and not yet finished ([`Backend::submit_pass`]).
+    type Pending;
 
     /// A short name for messages: `cpu`, `cuda:0`.
     fn name(&self) -> String;
@@ -345,6 +381,33 @@ pub trait Backend {
     fn layer_timer(&self) -> Option<&dyn LayerTimer> {
         None
     }
+
+    /// Uploads `inputs`, runs the work `pass` queues on them and downloads the buffers it
+    /// returns. With a `key`, a backend may record the work the first time it sees the key and
+    /// replay the record for later inputs (the CUDA backend: one CUDA graph per key), so `pass`
+    /// must then queue the same work for every input of its key and download nothing.
+    fn run_pass(
+        &self,
+        key: Option<PassKey>,
+        inputs: &[&[f32]],
+        pass: &Work<'_, Self::Buf>,
+    ) -> Result<Vec<Vec<f32>>> {
+        self.finish_pass(self.submit_pass(key, inputs, pass)?)
+    }
+
+    /// [`Backend::run_pass`] without waiting for its results, which [`Backend::finish_pass`]
+    /// returns: a backend with copy streams (CUDA) uploads the inputs of the next pass submitted
+    /// and downloads the results of the last one while this one computes. A backend without
+    /// them runs the pass at once.
+    fn submit_pass(
+        &self,
+        key: Option<PassKey>,
+        inputs: &[&[f32]],
+        pass: &Work<'_, Self::Buf>,
+    ) -> Result<Self::Pending>;
+
+    /// The downloads of a submitted pass, once they are done.
+    fn finish_pass(&self, pending: Self::Pending) -> Result<Vec<Vec<f32>>>;
 
     fn upload(&self, host: &[f32]) -> Result<Self::Buf>;
     /// A copy of `x` on the backend.
@@ -492,18 +555,17 @@ pub trait Backend {
     ) -> Result<()>;
 
     /// The output relevance of every head row from the logits on the backend (docs/method.md
-    /// §Heads), so a pass goes from the forward to the backward without the host: row `r` of
-    /// `specs` is head `r % K` of image `r / K`, `K = specs.len() / N`; `custom` holds the
-    /// [`HeadRule::Custom`] rows, `classes` values each. logits `(N, classes)` → heads
-    /// `(N·K, classes)` and the target class of each row. Targets and custom rows must be in
-    /// range (the caller checks them).
+    /// §Heads), so a pass goes from the forward to the backward without the host: row `r` is head
+    /// `r % K` of image `r / K`, `K = rows / N`, described by `table` ([`head_table`], uploaded).
+    /// logits `(N, classes)` → heads `(rows, classes)` and each row's target class (as an f32
+    /// number). A row whose words are out of range ([`table_row`]) gets NaN values and target.
     fn heads(
         &self,
         logits: &Self::Buf,
         classes: usize,
-        specs: &[HeadSpec],
-        custom: &[f32],
-    ) -> Result<(Self::Buf, Self::Index)>;
+        rows: usize,
+        table: &Self::Buf,
+    ) -> Result<(Self::Buf, Self::Buf)>;
 
     /// The u32 values of an index buffer (argmax, targets), on the host.
     fn download_index(&self, idx: &Self::Index) -> Result<Vec<u32>>;
@@ -514,8 +576,8 @@ pub trait Backend {
     fn heatmap(&self, r: &Self::Buf, channels: usize, kind: HeatmapKind) -> Result<Self::Buf>;
 
     /// The z^B rule's doubled input `[x − l | x − h]`: x `(pixels, C)` → `(pixels, 2C)`, with
-    /// `bounds` = the C lower bounds, then the C upper bounds.
-    fn zbox_input(&self, x: &Self::Buf, bounds: &[f32]) -> Result<Self::Buf>;
+    /// `bounds` = the C lower bounds, then the C upper bounds (on the backend, uploaded once).
+    fn zbox_input(&self, x: &Self::Buf, bounds: &Self::Buf) -> Result<Self::Buf>;
 
     /// The two halves of a z^B relevance added per channel: `(pixels, 2C)` → `(pixels, C)`.
     fn zbox_sum(&self, halves: &Self::Buf, channels: usize) -> Result<Self::Buf>;

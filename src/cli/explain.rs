@@ -375,11 +375,11 @@ impl<'a, P: NetworkInput + 'a> OnBackend for BuildExplainer<'a, P> {
             .set_relevance_layer(self.layer)
             .map_err(|e| format!("--layer: {e}"))?;
         network.set_outputs(self.outputs);
-        Ok(Box::new(Explainer {
+        Ok(Box::new(Explainer::new(
             network,
-            requests: self.requests,
-            preset: self.preset,
-        }))
+            self.requests,
+            self.preset,
+        )))
     }
 }
 

@@ -67,7 +67,7 @@ impl<'n, B: Backend> Occlusion<'n, B> {
         let mut inputs = Vec::with_capacity(flatten + 1);
         for i in 0..=flatten {
             let all = if i == 0 {
-                fwd.input().to_vec()
+                net.input(fwd)?.to_vec()
             } else {
                 net.output(fwd, i - 1)?
             };

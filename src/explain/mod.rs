@@ -6,6 +6,7 @@ mod baselines;
 mod head;
 mod method;
 mod network;
+mod passes;
 mod preset;
 
 pub use baselines::{grad_cam, random_map, upsample};
@@ -15,9 +16,12 @@ pub use network::{Formulation, Forward, ModelInfo, Network, Outputs, Rule};
 pub use preset::Preset;
 
 pub use crate::backend::ranking;
-use crate::backend::{Backend, HeadSpec, HeadTarget, Mask, resolve_target};
+use std::hash::{Hash, Hasher};
+
+use crate::backend::{Backend, HeadTarget, PassKey, resolve_target};
 use crate::error::{Error, Result};
 use method::Pass;
+use passes::{PassPlan, PassResult};
 
 /// Which class an explanation is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,15 +88,68 @@ impl<B: Backend> Network<B> {
     }
 
     /// Explains every image of `input` `(N, S, S, 3)` with its own list of requests; every list
-    /// must have the same length. One forward pass, one backward pass for all requests.
+    /// names the same methods in the same order (targets may differ). One forward pass, and one
+    /// backward pass per kind of pass for all requests, queued on the backend with nothing
+    /// downloaded in between ([`Backend::run_pass`]: on the CUDA backend one CUDA graph per shape
+    /// of work, captured once and replayed). The `innvestigate` preset's heads need the logits
+    /// on the host; its passes run one by one.
     pub fn explain(
         &self,
         input: &[f32],
         requests: &[Vec<Request>],
         preset: Preset,
     ) -> Result<Vec<ImageResult>> {
-        let fwd = self.forward_for(input, preset)?;
-        self.explain_forward(&fwd, requests, preset)
+        self.explain_finish(self.explain_start(input, requests, preset)?)
+    }
+
+    /// [`Network::explain`] without waiting for the results: submit the next batch before
+    /// [`Network::explain_finish`]ing this one, and a backend with copy streams uploads the next
+    /// batch and downloads this one's results while the other computes.
+    pub fn explain_start(
+        &self,
+        input: &[f32],
+        requests: &[Vec<Request>],
+        preset: Preset,
+    ) -> Result<Pending<B>> {
+        if preset.two_pass() {
+            let fwd = self.forward_for(input, preset)?;
+            return Ok(Pending::Done(self.explain_forward(&fwd, requests, preset)?));
+        }
+        let n = self.check_input(input)?;
+        let wanted = self.check_requests(n, requests)?;
+        let plans = self.plan(requests, &wanted, preset);
+        let mut inputs = vec![input];
+        inputs.extend(plans.iter().flatten().filter_map(PassPlan::table));
+        let key = PassKey {
+            batch: n,
+            heads: requests[0].len(),
+            pass: self.work_key(&requests[0], preset, &inputs),
+        };
+        let fused = self.formulation() == Formulation::Fused;
+        let work = self.backend().submit_pass(Some(key), &inputs, &|bufs| {
+            let x = self.backend().clone_buf(&bufs[0])?;
+            let fwd = self.forward_from(x, n, fused.then_some(preset))?;
+            self.queue(&fwd, &plans, &bufs[1..])
+        })?;
+        Ok(Pending::Queued(Box::new(Queued {
+            n,
+            requests: requests.to_vec(),
+            wanted,
+            plans,
+            preset,
+            work,
+        })))
+    }
+
+    /// The results of a batch [`Network::explain_start`] submitted.
+    pub fn explain_finish(&self, pending: Pending<B>) -> Result<Vec<ImageResult>> {
+        match pending {
+            Pending::Done(results) => Ok(results),
+            Pending::Queued(q) => {
+                let downloads = self.backend().finish_pass(q.work)?;
+                self.assemble(q.n, &q.requests, &q.wanted, &q.plans, q.preset, downloads)
+            }
+        }
     }
 
     /// [`Network::explain`] with the same requests for every image.
@@ -106,16 +163,39 @@ impl<B: Backend> Network<B> {
         self.explain(input, &vec![requests.to_vec(); n], preset)
     }
 
-    /// Explanations from a forward pass already made. Every image's list names the same
-    /// methods in the same order (targets may differ); each kind of backward pass runs once, for
-    /// all the requests that need it.
+    /// Explanations from a forward pass already made, as [`Network::explain`] makes them.
     pub fn explain_forward(
         &self,
         fwd: &Forward<B>,
         requests: &[Vec<Request>],
         preset: Preset,
     ) -> Result<Vec<ImageResult>> {
-        let classes = self.num_classes();
+        let wanted = self.check_requests(fwd.n, requests)?;
+        let mut plans = self.plan(requests, &wanted, preset);
+        if preset.two_pass()
+            && let Some(relevance) = plans[0].as_mut()
+        {
+            self.host_heads(fwd, relevance, requests, &wanted)?;
+        }
+        let b = self.backend();
+        let tables = plans
+            .iter()
+            .flatten()
+            .filter_map(PassPlan::table)
+            .map(|t| b.upload(t))
+            .collect::<Result<Vec<_>>>()?;
+        let downloads = self
+            .queue(fwd, &plans, &tables)?
+            .iter()
+            .map(|buf| b.download(buf))
+            .collect::<Result<Vec<_>>>()?;
+        self.assemble(fwd.n, requests, &wanted, &plans, preset, downloads)
+    }
+
+    /// Every request list has `K ≥ 1` requests naming the same methods in the same order, one
+    /// list per image, and every target and custom head fits the model. Returns the targets,
+    /// `[i·K + j]` for request `j` of image `i`.
+    fn check_requests(&self, n: usize, requests: &[Vec<Request>]) -> Result<Vec<HeadTarget>> {
         let k = requests.first().map_or(0, Vec::len);
         let same_methods = |r: &Vec<Request>| {
             r.len() == k
@@ -123,54 +203,71 @@ impl<B: Backend> Network<B> {
                     std::mem::discriminant(&a.method) == std::mem::discriminant(&b.method)
                 })
         };
-        if requests.len() != fwd.n || k == 0 || !requests.iter().all(same_methods) {
+        if requests.len() != n || k == 0 || !requests.iter().all(same_methods) {
             return Err(Error::Request(format!(
-                "expected, for each of the {} images, a non-empty list of requests naming the same methods in the same order",
-                fwd.n
+                "expected, for each of the {n} images, a non-empty list of requests naming the same methods in the same order"
             )));
         }
-        let mut wanted = Vec::with_capacity(fwd.n * k);
-        for image_requests in requests {
-            for request in image_requests {
-                wanted.push(self.check_target(request)?);
-            }
-        }
-        let passes = [
-            (
-                Pass::Relevance,
-                Rule::Relevance(preset),
-                self.relevance_layer(),
-            ),
-            (Pass::Gradient(Mask::Relu), Rule::Gradient(Mask::Relu), 0),
-            (
-                Pass::Gradient(Mask::Guided),
-                Rule::Gradient(Mask::Guided),
-                0,
-            ),
-            (
-                Pass::Cam,
-                Rule::Gradient(Mask::Relu),
-                self.gradcam_layer() + 1,
-            ),
-        ];
-        let mut computed = Vec::new();
-        for (pass, rule, stop) in passes {
-            computed.push(self.run_pass(fwd, requests, &wanted, pass, rule, stop)?);
-        }
-        let logits = self.logits(fwd)?;
+        requests
+            .iter()
+            .flatten()
+            .map(|r| self.check_target(r))
+            .collect()
+    }
+
+    /// What a captured pass depends on besides its inputs' values: the methods, the preset, the
+    /// network's and backend's settings, and the sizes of the inputs (targets and custom heads
+    /// are in the head tables, read on every replay).
+    fn work_key(&self, methods: &[Request], preset: Preset, inputs: &[&[f32]]) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        let names: Vec<&str> = methods.iter().map(|r| r.method.name()).collect();
+        let sizes: Vec<usize> = inputs.iter().map(|i| i.len()).collect();
+        format!(
+            "{names:?} {preset:?} {:?} {} {} {:?} {:?} {sizes:?}",
+            self.formulation(),
+            self.relevance_layer(),
+            self.gradcam_layer(),
+            self.outputs(),
+            self.backend().precision(),
+        )
+        .hash(&mut h);
+        h.finish()
+    }
+
+    /// The results from the downloads of [`Network::queue`].
+    fn assemble(
+        &self,
+        n: usize,
+        requests: &[Vec<Request>],
+        wanted: &[HeadTarget],
+        plans: &[Option<PassPlan>],
+        preset: Preset,
+        downloads: Vec<Vec<f32>>,
+    ) -> Result<Vec<ImageResult>> {
+        let classes = self.num_classes();
+        let k = requests[0].len();
+        let mut downloads = downloads.into_iter();
+        let logits = downloads.next().expect("the logits come first");
+        let computed: Vec<Option<PassResult>> = plans
+            .iter()
+            .map(|plan| {
+                plan.as_ref()
+                    .map(|p| PassResult::read(p, n, &mut downloads))
+            })
+            .collect();
+        let cam_activation = downloads.next();
         // Each request's target and head: from the first pass it needs (where the backend
         // resolved them), on the host for a method without a pass.
         let pass_of = |m: &Method| {
             let first = *m.passes().first()?;
-            let at = passes.iter().position(|p| p.0 == first)?;
-            computed[at].as_ref()
+            computed.iter().flatten().find(|p| p.pass == first)
         };
-        let mut targets = Vec::with_capacity(fwd.n * k);
-        let mut heads = Vec::with_capacity(fwd.n * k);
+        let mut targets = Vec::with_capacity(n * k);
+        let mut heads = Vec::with_capacity(n * k);
         for (i, (z, image_requests)) in logits.chunks(classes).zip(requests).enumerate() {
             for (j, request) in image_requests.iter().enumerate() {
                 let (t, h) = match pass_of(&request.method) {
-                    Some(pass) => (pass.target(i, j), pass.head(i, j, classes).to_vec()),
+                    Some(pass) => (pass.target(i, j), pass.head(i, j).to_vec()),
                     None => {
                         let t = resolve_target(z, wanted[i * k + j]);
                         (t, head(&request.method, z, t))
@@ -182,15 +279,11 @@ impl<B: Backend> Network<B> {
         }
         let [relevance, gradient, guided, cam] = computed.try_into().ok().expect("four passes");
         let cam_layer = self.gradcam_layer();
-        let cam_activation = match &cam {
-            Some(_) => Some(self.output(fwd, cam_layer)?),
-            None => None,
-        };
 
         let side = self.info().input_side;
         let layer_shape = self.info().map_shape(self.relevance_layer());
         let layer_dims = self.info().dims[self.relevance_layer()].0;
-        let mut results = Vec::with_capacity(fwd.n);
+        let mut results = Vec::with_capacity(n);
         let mut heads = heads.into_iter();
         for (i, (z, image_requests)) in logits.chunks(classes).zip(requests).enumerate() {
             let mut explanations = Vec::with_capacity(k);
@@ -261,105 +354,6 @@ impl<B: Backend> Network<B> {
         Ok(results)
     }
 
-    /// One backward pass for every request whose method needs `pass`: the heads are made on
-    /// the backend from the logits there (for the `innvestigate` preset's two-pass relevance, on
-    /// the host), so the pass never waits for the host between the forward and the backward.
-    fn run_pass(
-        &self,
-        fwd: &Forward<B>,
-        requests: &[Vec<Request>],
-        wanted: &[HeadTarget],
-        pass: Pass,
-        rule: Rule,
-        stop: usize,
-    ) -> Result<Option<PassResult>> {
-        let k = requests[0].len();
-        let mut slots = Vec::with_capacity(k);
-        let mut count = 0;
-        for request in &requests[0] {
-            let needed = request.method.passes().contains(&pass);
-            slots.push(needed.then_some(count));
-            count += usize::from(needed);
-        }
-        if count == 0 {
-            return Ok(None);
-        }
-        let b = self.backend();
-        let classes = self.num_classes();
-        let needed = |i: usize| {
-            (0..k)
-                .filter(|&j| slots[j].is_some())
-                .map(move |j| (&requests[i][j].method, wanted[i * k + j]))
-        };
-        let (head, rows, targets) = if pass == Pass::Relevance
-            && let Rule::Relevance(preset) = rule
-            && preset.two_pass()
-        {
-            // Target and others heads per request, from the logits on the host.
-            let logits = self.logits(fwd)?;
-            let (mut values, mut targets) = (Vec::new(), Vec::new());
-            for (i, z) in logits.chunks(classes).enumerate() {
-                for (method, target) in needed(i) {
-                    let t = resolve_target(z, target);
-                    let (target_head, others) = innvestigate_heads(method, z, t);
-                    values.extend(target_head.into_iter().chain(others));
-                    targets.extend([t as u32; 2]);
-                }
-            }
-            (b.upload(&values)?, 2 * count, Targets::Host(targets))
-        } else {
-            let (mut specs, mut custom) = (Vec::new(), Vec::new());
-            for i in 0..fwd.n {
-                for (method, target) in needed(i) {
-                    specs.push(HeadSpec {
-                        rule: method.head_rule(custom.len() / classes),
-                        target,
-                    });
-                    if let Method::Custom(v) = method {
-                        custom.extend_from_slice(v);
-                    }
-                }
-            }
-            let (head, targets) = b.heads(self.logits_buf(fwd), classes, &specs, &custom)?;
-            (head, count, Targets::Backend(targets))
-        };
-        let out = self.backward_buf(fwd, rows, &head, rule, stop)?;
-        // The relevance pass's heatmaps are reduced on the backend, unless the maps are
-        // combined on the host first (two passes) or have no pixels (a dense layer's).
-        let outputs = self.outputs();
-        let device_heatmap = outputs.heatmap.filter(|_| {
-            pass == Pass::Relevance && rows == count && self.info().map_shape(stop).len() == 3
-        });
-        let heatmaps = match device_heatmap {
-            Some(kind) => {
-                let channels = self.info().map_shape(stop)[0];
-                Some(b.download(&b.heatmap(&out, channels, kind)?)?)
-            }
-            None => None,
-        };
-        let values = if device_heatmap.is_none() || outputs.relevance {
-            b.download(&out)?
-        } else {
-            Vec::new()
-        };
-        let targets = match targets {
-            Targets::Host(t) => t,
-            Targets::Backend(t) => b.download_index(&t)?,
-        };
-        let map_len = |v: &[f32]| v.len() / (fwd.n * rows);
-        Ok(Some(PassResult {
-            map: map_len(&values),
-            stride: rows / count,
-            rows_per_image: count,
-            slots,
-            heatmap: heatmaps.as_deref().map_or(0, map_len),
-            heatmaps,
-            values,
-            heads: b.download(&head)?,
-            targets,
-        }))
-    }
-
     /// The target a request names, checked against the model (a rank is resolved with the
     /// logits, where the heads are made).
     fn check_target(&self, request: &Request) -> Result<HeadTarget> {
@@ -386,10 +380,21 @@ impl<B: Backend> Network<B> {
     }
 }
 
-/// Where a pass's targets were resolved.
-enum Targets<I> {
-    Host(Vec<u32>),
-    Backend(I),
+/// A batch of explanations under way ([`Network::explain_start`]).
+pub enum Pending<B: Backend> {
+    Queued(Box<Queued<B>>),
+    /// Computed at once (the `innvestigate` preset).
+    Done(Vec<ImageResult>),
+}
+
+/// What a submitted batch needs to read its results back.
+pub struct Queued<B: Backend> {
+    n: usize,
+    requests: Vec<Vec<Request>>,
+    wanted: Vec<HeadTarget>,
+    plans: Vec<Option<PassPlan>>,
+    preset: Preset,
+    work: B::Pending,
 }
 
 /// `(H, W, C)` → `(C, H, W)`.
@@ -401,51 +406,4 @@ pub fn hwc_to_chw(hwc: &[f32], h: usize, w: usize, c: usize) -> Vec<f32> {
         }
     }
     chw
-}
-
-/// One backward pass's output, `(N·K_pass·stride, map)`: `stride` heads per request (two for
-/// the `innvestigate` preset's target and others passes), `slots[j]` the position of request `j`
-/// among the pass's requests.
-struct PassResult {
-    /// The maps, `(rows, map)`; empty when only heatmaps were asked for.
-    values: Vec<f32>,
-    /// The maps' heatmaps, `(rows, heatmap)`, where the backend made them.
-    heatmaps: Option<Vec<f32>>,
-    heatmap: usize,
-    /// The heads, `(rows, classes)`, and the target of each row.
-    heads: Vec<f32>,
-    targets: Vec<u32>,
-    map: usize,
-    stride: usize,
-    rows_per_image: usize,
-    slots: Vec<Option<usize>>,
-}
-
-impl PassResult {
-    /// Request `j` of image `i`: its `stride` maps, concatenated.
-    fn rows(&self, i: usize, j: usize) -> &[f32] {
-        &self.values[self.row(i, j) * self.map..][..self.stride * self.map]
-    }
-
-    /// Request `j` of image `i`: its heatmap, where the backend made it.
-    fn heatmap(&self, i: usize, j: usize) -> Option<Vec<f32>> {
-        let h = self.heatmaps.as_ref()?;
-        Some(h[self.row(i, j) * self.heatmap..][..self.heatmap].to_vec())
-    }
-
-    /// The first row of request `j` of image `i`.
-    fn row(&self, i: usize, j: usize) -> usize {
-        let slot = self.slots[j].expect("the request needs this pass");
-        (i * self.rows_per_image + slot) * self.stride
-    }
-
-    /// Request `j` of image `i`: its (first) head.
-    fn head(&self, i: usize, j: usize, classes: usize) -> &[f32] {
-        &self.heads[self.row(i, j) * classes..][..classes]
-    }
-
-    /// Request `j` of image `i`: its target class.
-    fn target(&self, i: usize, j: usize) -> usize {
-        self.targets[self.row(i, j)] as usize
-    }
 }

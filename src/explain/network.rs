@@ -49,9 +49,9 @@ pub struct Forward<B: Backend> {
     /// The logits `(N, classes)` on the host, downloaded when first asked for
     /// ([`Network::logits`]): a pass needs them only on the backend.
     logits: OnceCell<Vec<f32>>,
-    input: Vec<f32>,               // (N, S, S, 3) on the host
-    x: B::Buf,                     // (N, S, S, 3)
-    outputs: Vec<Option<B::Buf>>,  // per layer, its output; `None` for flatten (same buffer)
+    input: OnceCell<Vec<f32>>, // (N, S, S, 3) on the host, downloaded when asked for
+    x: B::Buf,                 // (N, S, S, 3)
+    outputs: Vec<Option<B::Buf>>, // per layer, its output; `None` for flatten (same buffer)
     argmax: Vec<Option<B::Index>>, // per pool layer
     /// The fused pass's quotients, for one preset: per conv (but the first) and dense layer,
     /// `q = a′ / stab(z⁺)` (docs/method.md §Rules).
@@ -96,13 +96,6 @@ pub enum Formulation {
     Reference,
 }
 
-impl<B: Backend> Forward<B> {
-    /// The pre-processed input, `(N, S, S, 3)`.
-    pub fn input(&self) -> &[f32] {
-        &self.input
-    }
-}
-
 /// A layer's output (`None` for flatten) and, for a pool, its argmax.
 pub(crate) type LayerOutput<B> = (Option<<B as Backend>::Buf>, Option<<B as Backend>::Index>);
 
@@ -123,7 +116,7 @@ pub struct Network<B: Backend> {
     /// The first conv as one z^B conv: weights [W⁺ | W⁻] over the input [x − l | x − h].
     zbox: B::Conv,
     /// The z^B bounds of the pre-processed input: the lower bound of each channel, then the upper.
-    zbox_bounds: Vec<f32>,
+    zbox_bounds: B::Buf,
     /// The conv layer whose ReLU output Grad-CAM uses (default: the last conv).
     cam_layer: usize,
     /// The layer at whose input the LRP methods take their relevance (0: the image).
@@ -152,7 +145,8 @@ impl<B: Backend> Network<B> {
         };
         let zbox = backend.prepare_conv(&zbox_params(first))?;
         let (low, high) = model.preprocess.bounds();
-        let zbox_bounds = low.iter().chain(&high).copied().collect();
+        let bounds: Vec<f32> = low.iter().chain(&high).copied().collect();
+        let zbox_bounds = backend.upload(&bounds)?;
         let info = ModelInfo {
             name: model.name.clone(),
             specs: model.specs(),
@@ -249,16 +243,22 @@ impl<B: Backend> Network<B> {
 
     /// Layer `i`'s output of a forward pass, on the host: `(N, dims of that output)`.
     pub fn output(&self, fwd: &Forward<B>, i: usize) -> Result<Vec<f32>> {
-        self.backend
-            .download(last_output(&fwd.outputs[..=i]).unwrap_or(&fwd.x))
+        self.backend.download(self.output_buf(fwd, i))
+    }
+
+    /// Layer `i`'s output of a forward pass, on the backend.
+    pub(crate) fn output_buf<'f>(&self, fwd: &'f Forward<B>, i: usize) -> &'f B::Buf {
+        last_output(&fwd.outputs[..=i]).unwrap_or(&fwd.x)
+    }
+
+    /// The pre-processed input of a forward pass, `(N, S, S, 3)`, on the host (downloaded once).
+    pub fn input<'f>(&self, fwd: &'f Forward<B>) -> Result<&'f [f32]> {
+        once(&fwd.input, || self.backend.download(&fwd.x))
     }
 
     /// The logits of a forward pass, `(N, classes)`, on the host (downloaded once).
     pub fn logits<'f>(&self, fwd: &'f Forward<B>) -> Result<&'f [f32]> {
-        if fwd.logits.get().is_none() {
-            let _ = fwd.logits.set(self.backend.download(self.logits_buf(fwd))?);
-        }
-        Ok(fwd.logits.get().expect("set above"))
+        once(&fwd.logits, || self.backend.download(self.logits_buf(fwd)))
     }
 
     /// The logits of a forward pass on the backend: the last layer's output.
@@ -297,6 +297,12 @@ impl<B: Backend> Network<B> {
     }
 
     fn forward_with(&self, input: &[f32], preset: Option<Preset>) -> Result<Forward<B>> {
+        let n = self.check_input(input)?;
+        self.forward_from(self.backend.upload(input)?, n, preset)
+    }
+
+    /// Checks that `input` holds whole, finite images; returns how many.
+    pub(crate) fn check_input(&self, input: &[f32]) -> Result<usize> {
         let per_image = self.info.input_len();
         if input.is_empty() || !input.len().is_multiple_of(per_image) {
             return Err(Error::Request(format!(
@@ -311,9 +317,17 @@ impl<B: Backend> Network<B> {
                 "input contains NaN or infinite values".into(),
             ));
         }
-        let n = input.len() / per_image;
+        Ok(input.len() / per_image)
+    }
+
+    /// The forward pass over `n` images already on the backend (see [`Network::forward_for`]).
+    pub(crate) fn forward_from(
+        &self,
+        x: B::Buf,
+        n: usize,
+        preset: Option<Preset>,
+    ) -> Result<Forward<B>> {
         let b = &self.backend;
-        let x = b.upload(input)?;
         let mut outputs: Vec<Option<B::Buf>> = Vec::with_capacity(self.layers.len());
         let mut argmax = Vec::with_capacity(self.layers.len());
         let mut q = Vec::with_capacity(self.layers.len());
@@ -337,7 +351,7 @@ impl<B: Backend> Network<B> {
         Ok(Forward {
             n,
             logits: OnceCell::new(),
-            input: input.to_vec(),
+            input: OnceCell::new(),
             x,
             outputs,
             argmax,
@@ -394,7 +408,7 @@ impl<B: Backend> Network<B> {
     /// which separates the error of the backward kernels from the forward pass's.
     pub fn adopt<C: Backend>(&self, source: &Network<C>, fwd: &Forward<C>) -> Result<Forward<B>> {
         let b = &self.backend;
-        let x = b.upload(&fwd.input)?;
+        let x = b.upload(source.input(fwd)?)?;
         let mut outputs: Vec<Option<B::Buf>> = Vec::with_capacity(fwd.outputs.len());
         let mut argmax = Vec::with_capacity(fwd.outputs.len());
         for (i, out) in fwd.outputs.iter().enumerate() {
@@ -429,7 +443,7 @@ impl<B: Backend> Network<B> {
         Ok(Forward {
             n: fwd.n,
             logits: OnceCell::new(),
-            input: fwd.input.clone(),
+            input: OnceCell::new(),
             x,
             outputs,
             argmax,
@@ -720,6 +734,14 @@ impl<B: Backend> Network<B> {
     fn activation<'f>(&self, fwd: &'f Forward<B>, i: usize) -> &'f B::Buf {
         last_output(&fwd.outputs[..i]).unwrap_or(&fwd.x)
     }
+}
+
+/// The value of `cell`, made by `make` the first time.
+fn once<T>(cell: &OnceCell<Vec<T>>, make: impl FnOnce() -> Result<Vec<T>>) -> Result<&[T]> {
+    if cell.get().is_none() {
+        let _ = cell.set(make()?);
+    }
+    Ok(cell.get().expect("set above"))
 }
 
 /// The output of the last layer that produced one (flatten produces none).

@@ -13,8 +13,8 @@ pub mod network;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-use std::sync::{Condvar, Mutex};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// What a command does with each input, apart from the device's part.
 pub trait Job: Sync {
@@ -44,6 +44,27 @@ pub trait Job: Sync {
 /// A device's part: one pass over a batch, one result per item, in order.
 pub trait Compute<P, C> {
     fn compute(&mut self, batch: &[&P]) -> Result<Vec<C>, String>;
+
+    /// Starts `batch`. [`Started::Queued`]: its results come from a later [`Compute::finish`]
+    /// (batches finish in the order they were started), and meanwhile the next batch may be
+    /// started, so that a device with copy streams overlaps them. By default the batch is
+    /// computed at once.
+    fn start(&mut self, batch: &[&P]) -> Started<C> {
+        Started::Done(self.compute(batch))
+    }
+
+    /// The results of the oldest batch that [`Compute::start`] queued.
+    fn finish(&mut self) -> Result<Vec<C>, String> {
+        Err("no batch was queued".into())
+    }
+}
+
+/// What [`Compute::start`] did with a batch.
+pub enum Started<C> {
+    /// Queued: [`Compute::finish`] returns its results.
+    Queued,
+    /// Computed.
+    Done(Result<Vec<C>, String>),
 }
 
 impl<P, C, F: FnMut(&[&P]) -> Result<Vec<C>, String>> Compute<P, C> for F {
@@ -55,6 +76,12 @@ impl<P, C, F: FnMut(&[&P]) -> Result<Vec<C>, String>> Compute<P, C> for F {
 impl<P, C> Compute<P, C> for Box<dyn Compute<P, C> + '_> {
     fn compute(&mut self, batch: &[&P]) -> Result<Vec<C>, String> {
         (**self).compute(batch)
+    }
+    fn start(&mut self, batch: &[&P]) -> Started<C> {
+        (**self).start(batch)
+    }
+    fn finish(&mut self) -> Result<Vec<C>, String> {
+        (**self).finish()
     }
 }
 
@@ -96,6 +123,9 @@ struct Batch<P> {
     number: usize,
     items: Vec<(usize, Result<P, String>)>,
 }
+
+/// One input's preparation and the device's result, or why there is none.
+type ItemOutcome<J> = Result<(<J as Job>::Prepared, <J as Job>::Computed), String>;
 
 /// A batch with the device's results.
 type Computed<J> = Batch<(<J as Job>::Prepared, <J as Job>::Computed)>;
@@ -259,44 +289,123 @@ fn prepare_batches<J: Job>(
     }
 }
 
+/// A batch started on a device and not yet finished: its number, the items sent to the
+/// device, and those that failed before it.
+struct InFlight<J: Job> {
+    number: usize,
+    ready: Vec<(usize, J::Prepared)>,
+    failed: Vec<(usize, ItemOutcome<J>)>,
+}
+
 fn compute_batches<J: Job, W: Compute<J::Prepared, J::Computed>>(
     mut device: W,
     rx: &Mutex<Receiver<Batch<J::Prepared>>>,
     tx: &SyncSender<Computed<J>>,
     abort: &AtomicBool,
 ) {
+    // At most one batch stays on the device while the next is started; when no next batch is
+    // ready yet it is finished first, so that no worker holds a batch the others wait for.
+    let mut in_flight: Option<InFlight<J>> = None;
     loop {
-        let received = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        let Ok(batch) = received else { return };
+        let received = {
+            let guard = rx_lock(rx);
+            match guard.try_recv() {
+                Ok(batch) => Some(batch),
+                Err(TryRecvError::Disconnected) => None,
+                Err(TryRecvError::Empty) => {
+                    drop(guard);
+                    if let Some(held) = in_flight.take()
+                        && tx.send(finish_held(&mut device, held)).is_err()
+                    {
+                        return;
+                    }
+                    rx_lock(rx).recv().ok()
+                }
+            }
+        };
+        let Some(batch) = received else { break };
         if abort.load(Ordering::SeqCst) {
             continue;
         }
         let mut ready = Vec::new();
-        let mut items = Vec::new();
+        let mut failed = Vec::new();
         for (i, prepared) in batch.items {
             match prepared {
                 Ok(p) => ready.push((i, p)),
-                Err(e) => items.push((i, Err(e))),
+                Err(e) => failed.push((i, Err(e))),
             }
         }
-        let refs: Vec<&J::Prepared> = ready.iter().map(|(_, p)| p).collect();
-        let results = compute_with_retry(&mut device, &refs);
-        items.extend(
-            ready
-                .into_iter()
-                .zip(results)
-                .map(|((i, p), r)| (i, r.map(|c| (p, c)))),
-        );
-        items.sort_by_key(|(i, _)| *i);
-        if tx
-            .send(Batch {
-                number: batch.number,
-                items,
-            })
-            .is_err()
+        let started = {
+            let refs: Vec<&J::Prepared> = ready.iter().map(|(_, p)| p).collect();
+            if refs.is_empty() {
+                Started::Done(Ok(Vec::new()))
+            } else {
+                device.start(&refs)
+            }
+        };
+        if let Some(held) = in_flight.take()
+            && tx.send(finish_held(&mut device, held)).is_err()
         {
             return;
         }
+        let held = InFlight {
+            number: batch.number,
+            ready,
+            failed,
+        };
+        match started {
+            Started::Queued => in_flight = Some(held),
+            Started::Done(first) => {
+                if tx.send(complete(&mut device, held, first)).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    if let Some(held) = in_flight.take() {
+        let _ = tx.send(finish_held(&mut device, held));
+    }
+}
+
+fn rx_lock<T>(rx: &Mutex<Receiver<T>>) -> MutexGuard<'_, Receiver<T>> {
+    rx.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The results of a queued batch, from the device's [`Compute::finish`].
+fn finish_held<J: Job, W: Compute<J::Prepared, J::Computed>>(
+    device: &mut W,
+    held: InFlight<J>,
+) -> Computed<J> {
+    let first = device.finish();
+    complete(device, held, first)
+}
+
+/// A batch's items with the device's results: the first attempt's, or, where it failed, one
+/// retry per item.
+fn complete<J: Job, W: Compute<J::Prepared, J::Computed>>(
+    device: &mut W,
+    held: InFlight<J>,
+    first: Result<Vec<J::Computed>, String>,
+) -> Computed<J> {
+    let InFlight {
+        number,
+        ready,
+        mut failed,
+    } = held;
+    let results = {
+        let refs: Vec<&J::Prepared> = ready.iter().map(|(_, p)| p).collect();
+        retry_failed(device, &refs, first)
+    };
+    failed.extend(
+        ready
+            .into_iter()
+            .zip(results)
+            .map(|((i, p), r)| (i, r.map(|c| (p, c)))),
+    );
+    failed.sort_by_key(|(i, _)| *i);
+    Batch {
+        number,
+        items: failed,
     }
 }
 
@@ -308,15 +417,26 @@ fn compute_with_retry<P, C>(
     if batch.is_empty() {
         return Vec::new();
     }
-    match device.compute(batch) {
+    let first = device.compute(batch);
+    retry_failed(device, batch, first)
+}
+
+/// `first`, the results of a pass over `batch`, item by item; where it failed, one pass per item.
+fn retry_failed<P, C>(
+    device: &mut impl Compute<P, C>,
+    batch: &[&P],
+    first: Result<Vec<C>, String>,
+) -> Vec<Result<C, String>> {
+    match first {
         Ok(results) if results.len() == batch.len() => results.into_iter().map(Ok).collect(),
         _ if batch.len() > 1 => batch
             .iter()
             .map(|item| compute_with_retry(device, std::slice::from_ref(item)).remove(0))
             .collect(),
         Ok(results) => vec![Err(format!(
-            "the device returned {} results for one image",
-            results.len()
+            "the device returned {} results for {} images",
+            results.len(),
+            batch.len()
         ))],
         Err(e) => vec![Err(e)],
     }

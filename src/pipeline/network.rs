@@ -3,10 +3,12 @@
 //! image, naming where it is, never a success.
 
 use crate::backend::Backend;
-use crate::explain::{ImageResult, Network, Preset, Request};
+use std::collections::VecDeque;
+
+use crate::explain::{ImageResult, Network, Pending, Preset, Request};
 use crate::model::Model;
 
-use super::Compute;
+use super::{Compute, Started};
 
 /// What a prepared item gives the network: its pre-processed pixels, `(S, S, 3)`.
 pub trait NetworkInput {
@@ -80,18 +82,58 @@ impl<B: Backend, P: NetworkInput> Compute<P, ItemResult<Vec<f32>>> for Classifie
     }
 }
 
-/// The same explanations of each image.
+/// The same explanations of each image. Batches are started on the backend and finished in
+/// order ([`Compute::start`]), so the copies of one overlap the pass of the next.
 pub struct Explainer<B: Backend> {
-    pub network: Network<B>,
-    pub requests: Vec<Request>,
-    pub preset: Preset,
+    network: Network<B>,
+    requests: Vec<Request>,
+    preset: Preset,
+    started: VecDeque<Pending<B>>,
+}
+
+impl<B: Backend> Explainer<B> {
+    pub fn new(network: Network<B>, requests: Vec<Request>, preset: Preset) -> Self {
+        Explainer {
+            network,
+            requests,
+            preset,
+            started: VecDeque::new(),
+        }
+    }
+
+    fn lists(&self, n: usize) -> Vec<Vec<Request>> {
+        vec![self.requests.clone(); n]
+    }
 }
 
 impl<B: Backend, P: NetworkInput> Compute<P, ItemResult<ImageResult>> for Explainer<B> {
     fn compute(&mut self, batch: &[&P]) -> Result<Vec<ItemResult<ImageResult>>, String> {
         let results = self
             .network
-            .explain_each(&joined(batch), &self.requests, self.preset)
+            .explain(&joined(batch), &self.lists(batch.len()), self.preset)
+            .map_err(|e| e.to_string())?;
+        Ok(results.into_iter().map(checked).collect())
+    }
+
+    fn start(&mut self, batch: &[&P]) -> Started<ItemResult<ImageResult>> {
+        let lists = self.lists(batch.len());
+        match self
+            .network
+            .explain_start(&joined(batch), &lists, self.preset)
+        {
+            Ok(pending) => {
+                self.started.push_back(pending);
+                Started::Queued
+            }
+            Err(e) => Started::Done(Err(e.to_string())),
+        }
+    }
+
+    fn finish(&mut self) -> Result<Vec<ItemResult<ImageResult>>, String> {
+        let pending = self.started.pop_front().ok_or("no batch was started")?;
+        let results = self
+            .network
+            .explain_finish(pending)
             .map_err(|e| e.to_string())?;
         Ok(results.into_iter().map(checked).collect())
     }

@@ -76,6 +76,12 @@ inline int __float_as_int(float f) {
     return i;
 }
 
+inline float __int_as_float(int i) {
+    float f;
+    std::memcpy(&f, &i, sizeof f);
+    return f;
+}
+
 inline float __shfl_xor_sync(unsigned, float v, int lane_mask) {
     const unsigned t = threadIdx.x;
     emu_block->exchange[t] = v;

@@ -6,7 +6,7 @@
 use sglrp::backend::cpu::CpuBackend;
 use sglrp::backend::{
     Backend, BiasMode, ConvShape, DenseShape, HeadRule, HeadSpec, HeadTarget, Mask, PoolShape,
-    Stabilizer, WeightSet, resolve_target,
+    Stabilizer, WeightSet, head_table, resolve_target,
 };
 use sglrp::heatmap::HeatmapKind;
 use sglrp::model::{ConvParams, DenseParams};
@@ -355,7 +355,9 @@ pub fn zbox<B: Backend>(b: &B, seed: u64) {
         let x = rng.vec(pixels * channels, -150.0, 150.0);
         let bounds = rng.vec(2 * channels, -130.0, 130.0);
         let want = c.zbox_input(&x, &bounds).unwrap();
-        let got = b.zbox_input(&b.upload(&x).unwrap(), &bounds).unwrap();
+        let got = b
+            .zbox_input(&b.upload(&x).unwrap(), &b.upload(&bounds).unwrap())
+            .unwrap();
         let case = format!("pixels {pixels} channels {channels} (seed {seed})");
         assert_eq!(b.download(&got).unwrap(), want, "zbox_input {case}");
         let halves = rng.vec(3 * pixels * 2 * channels, -1.0, 1.0);
@@ -726,11 +728,26 @@ pub fn heads<B: Backend>(b: &B, seed: u64) {
             }
         }
         let case = format!("heads, {classes} classes");
+        let table = head_table(&specs, &custom);
+        let rows = specs.len();
         let (h, t) = b
-            .heads(&b.upload(&logits).unwrap(), classes, &specs, &custom)
+            .heads(
+                &b.upload(&logits).unwrap(),
+                classes,
+                rows,
+                &b.upload(&table).unwrap(),
+            )
             .unwrap();
-        let (want_h, want_t) = cpu.heads(&logits, classes, &specs, &custom).unwrap();
-        assert_eq!(b.download_index(&t).unwrap(), want_t, "{case}: targets");
+        let (want_h, want_t) = cpu.heads(&logits, classes, rows, &table).unwrap();
+        assert_eq!(b.download(&t).unwrap(), want_t, "{case}: targets");
+        for (spec, &t) in specs.iter().zip(&want_t).take(6) {
+            let z = &logits[..classes];
+            assert_eq!(
+                t as usize,
+                resolve_target(z, spec.target),
+                "{case}: {spec:?}"
+            );
+        }
         let got = b.download(&h).unwrap();
         for (i, (g, w)) in got.iter().zip(&want_h).enumerate() {
             let ulps = (g.to_bits() as i64 - w.to_bits() as i64).abs();
@@ -746,27 +763,36 @@ pub fn heads<B: Backend>(b: &B, seed: u64) {
             assert_eq!((1..=4).map(by_rank).collect::<Vec<_>>(), vec![0, 2, 3, 1]);
         }
     }
-    // Out-of-range targets and custom rows are errors, not reads out of bounds.
+    // Rows out of range become NaN rows, not reads out of bounds; a short table is an error.
     let logits = b.upload(&[1.0, 2.0]).unwrap();
-    for spec in [
-        HeadSpec {
-            rule: HeadRule::Lrp,
-            target: HeadTarget::Class(2),
-        },
-        HeadSpec {
-            rule: HeadRule::Lrp,
-            target: HeadTarget::Rank(0),
-        },
-        HeadSpec {
-            rule: HeadRule::Custom(1),
-            target: HeadTarget::Rank(1),
-        },
+    let spec = |rule, target| HeadSpec { rule, target };
+    for bad in [
+        spec(HeadRule::Lrp, HeadTarget::Class(2)),
+        spec(HeadRule::Lrp, HeadTarget::Rank(0)),
+        spec(HeadRule::Lrp, HeadTarget::Rank(3)),
+        spec(HeadRule::Custom(1), HeadTarget::Rank(1)),
     ] {
+        let good = spec(HeadRule::Custom(0), HeadTarget::Rank(1));
+        let table = b.upload(&head_table(&[good, bad], &[0.5, 0.25])).unwrap();
+        let (h, t) = b.heads(&logits, 2, 2, &table).unwrap();
+        let (h, t) = (b.download(&h).unwrap(), b.download(&t).unwrap());
+        assert_eq!((&h[..2], t[0]), (&[0.5, 0.25][..], 1.0), "{bad:?}");
         assert!(
-            b.heads(&logits, 2, &[spec], &[0.5, 0.5]).is_err(),
-            "{spec:?}"
+            h[2..].iter().chain(&t[1..]).all(|v| v.is_nan()),
+            "{bad:?}: {h:?} {t:?}"
         );
     }
+    let table = b.upload(&[0.0; 7]).unwrap();
+    assert!(
+        b.heads(&logits, 2, 2, &table).is_err(),
+        "7 words for 2 rows"
+    );
+    let two_images = b.upload(&[1.0; 4]).unwrap();
+    let table = b.upload(&[0.0; 12]).unwrap();
+    assert!(
+        b.heads(&two_images, 2, 3, &table).is_err(),
+        "3 rows, 2 images"
+    );
 }
 
 /// The heatmap op against the CPU's and against the host heatmap of the same maps laid out

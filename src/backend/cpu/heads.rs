@@ -1,23 +1,28 @@
 //! The heads of docs/method.md §Heads from the logits, row by row: the twin of `kernels/heads.cu`.
 
-use crate::backend::{HeadRule, HeadSpec, resolve_target};
+use crate::backend::{HeadRule, resolve_target, table_row};
 
-/// Heads `(N·K, classes)` and the target of each row, for logits `(N, classes)`; row `r` is head
-/// `r % K` of image `r / K`.
-pub fn heads(
-    logits: &[f32],
-    classes: usize,
-    specs: &[HeadSpec],
-    custom: &[f32],
-) -> (Vec<f32>, Vec<u32>) {
-    let per_image = specs.len() / (logits.len() / classes);
-    let mut out = Vec::with_capacity(specs.len() * classes);
-    let mut targets = Vec::with_capacity(specs.len());
-    for (r, spec) in specs.iter().enumerate() {
+/// Heads `(rows, classes)` and the target of each row (an f32 number; NaN, with a NaN row,
+/// where the table's row is out of range), for logits `(N, classes)`; row `r` is head `r % K` of
+/// image `r / K`.
+pub fn heads(logits: &[f32], classes: usize, rows: usize, table: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    let per_image = rows / (logits.len() / classes);
+    let custom = &table[4 * rows..];
+    let mut out = Vec::with_capacity(rows * classes);
+    let mut targets = Vec::with_capacity(rows);
+    for r in 0..rows {
         let z = &logits[(r / per_image) * classes..][..classes];
-        let t = resolve_target(z, spec.target);
-        out.extend(head_row(z, t, spec.rule, custom));
-        targets.push(t as u32);
+        match table_row(table, rows, classes, r) {
+            Some(spec) => {
+                let t = resolve_target(z, spec.target);
+                out.extend(head_row(z, t, spec.rule, custom));
+                targets.push(t as f32);
+            }
+            None => {
+                out.extend(std::iter::repeat_n(f32::NAN, classes));
+                targets.push(f32::NAN);
+            }
+        }
     }
     (out, targets)
 }

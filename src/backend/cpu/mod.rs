@@ -10,8 +10,8 @@ pub mod pool;
 use rayon::prelude::*;
 
 use super::{
-    Backend, BiasMode, ConvShape, DenseShape, HeadSpec, KernelUse, Mask, PoolShape, Precision,
-    Stabilizer, WeightSet, heads_mismatch,
+    Backend, BiasMode, ConvShape, DenseShape, KernelUse, Mask, PassKey, PoolShape, Precision,
+    Stabilizer, WeightSet, Work, heads_mismatch,
 };
 use crate::error::{Error, Result};
 use crate::heatmap::HeatmapKind;
@@ -63,6 +63,7 @@ impl Backend for CpuBackend {
     type Index = Vec<u32>;
     type Conv = CpuConv;
     type Dense = CpuDense;
+    type Pending = Vec<Vec<f32>>;
 
     fn name(&self) -> String {
         "cpu".into()
@@ -92,6 +93,20 @@ impl Backend for CpuBackend {
 
     fn upload(&self, host: &[f32]) -> Result<Vec<f32>> {
         Ok(host.to_vec())
+    }
+
+    fn submit_pass(
+        &self,
+        _key: Option<PassKey>,
+        inputs: &[&[f32]],
+        pass: &Work<'_, Vec<f32>>,
+    ) -> Result<Vec<Vec<f32>>> {
+        let inputs: Vec<Vec<f32>> = inputs.iter().map(|x| x.to_vec()).collect();
+        pass(&inputs)
+    }
+
+    fn finish_pass(&self, done: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>> {
+        Ok(done)
     }
 
     fn clone_buf(&self, x: &Vec<f32>) -> Result<Vec<f32>> {
@@ -298,7 +313,7 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn zbox_input(&self, x: &Vec<f32>, bounds: &[f32]) -> Result<Vec<f32>> {
+    fn zbox_input(&self, x: &Vec<f32>, bounds: &Vec<f32>) -> Result<Vec<f32>> {
         let c = bounds.len() / 2;
         check_zbox("zbox_input", x.len(), c, bounds.len())?;
         let (low, high) = bounds.split_at(c);
@@ -314,17 +329,17 @@ impl Backend for CpuBackend {
         &self,
         logits: &Vec<f32>,
         classes: usize,
-        specs: &[HeadSpec],
-        custom: &[f32],
-    ) -> Result<(Vec<f32>, Vec<u32>)> {
-        if let Some(message) = heads_mismatch(logits.len(), classes, specs, custom.len()) {
+        rows: usize,
+        table: &Vec<f32>,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
+        if let Some(message) = heads_mismatch(logits.len(), classes, rows, table.len()) {
             return Err(Error::Backend {
                 backend: "cpu",
                 op: "heads".into(),
                 message,
             });
         }
-        Ok(heads::heads(logits, classes, specs, custom))
+        Ok(heads::heads(logits, classes, rows, table))
     }
 
     fn download_index(&self, idx: &Vec<u32>) -> Result<Vec<u32>> {

@@ -26,6 +26,13 @@ pub const CONV_THREADS: u32 = (CONV_BM / CONV_TM) * (CONV_BN / CONV_TN);
 /// Threads per block of the direct `_v1` kernels and of the element-wise kernels.
 pub const ELEMENTWISE_THREADS: u32 = 256;
 
+/// CUDA graphs a backend holds at most (each holds every buffer of its pass); passes of other
+/// shapes run without one.
+pub const MAX_GRAPHS: usize = 8;
+
+/// Input slots of the copy streams: one batch uploads while the one before it computes.
+pub const PASS_SLOTS: usize = 2;
+
 /// Heads: one block per head row, a power of two of threads (its reductions halve).
 pub const HEADS_THREADS: u32 = 256;
 

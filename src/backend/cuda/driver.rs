@@ -99,6 +99,11 @@ pub struct CudaGraphExec {
     _retained: Retained<CudaSlice<f32>>,
 }
 
+// SAFETY: a graph is launched only through the backend that captured it, on its stream, by
+// whichever one thread holds that backend; it moves between threads only with the backend, as
+// the device's other handles do, and is never used from two threads at once.
+unsafe impl Send for CudaGraphExec {}
+
 impl Drop for CudaGraphExec {
     fn drop(&mut self) {
         // A replay may still be running; its buffers go back to the arena after this.

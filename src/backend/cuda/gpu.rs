@@ -9,9 +9,10 @@ use super::config::{self, Geometry, MmaMath};
 use super::device::{Arg, Device};
 use super::mma::{self, MmaConv, MmaDense, Storage, ZPlus};
 use super::registry::{self, Kernel, Op, Variant};
+use super::runtime::{Graphs, Pipeline, Ticket};
 use crate::backend::{
-    Backend, BiasMode, ConvShape, DenseShape, HeadSpec, KernelUse, LayerTimer, Mask, PoolShape,
-    Precision, Range, Stabilizer, WeightSet,
+    Backend, BiasMode, ConvShape, DenseShape, KernelUse, LayerTimer, Mask, PassKey, PoolShape,
+    Precision, Range, Stabilizer, WeightSet, Work,
 };
 use crate::error::{Error, Result};
 use crate::heatmap::HeatmapKind;
@@ -116,6 +117,12 @@ type Spans<E> = Vec<(String, E, E)>;
 
 /// The CUDA backend's ops on a [`Device`].
 pub struct GpuBackend<D: Device> {
+    /// The captured passes of [`Backend::run_pass`] (declared before the device: they go first).
+    graphs: Box<RefCell<Graphs<D>>>,
+    /// Whether [`Backend::run_pass`] captures graphs.
+    use_graphs: bool,
+    /// The pinned buffers and events of [`Backend::submit_pass`]'s copies.
+    copies: Box<RefCell<Pipeline<D>>>,
     device: D,
     /// The kernel family (tensor cores where the device has them; the direct `_v1` checkers on
     /// request).
@@ -164,6 +171,11 @@ pub(super) fn stab_args(stab: Stabilizer) -> [Arg; 2] {
 impl<D: Device> GpuBackend<D> {
     pub fn from_device(device: D) -> Self {
         GpuBackend {
+            graphs: Box::default(),
+            use_graphs: true,
+            copies: Box::new(RefCell::new(
+                Pipeline::new(config::PASS_SLOTS).expect("PASS_SLOTS ≥ 1"),
+            )),
             variant: Self::default_variant(&device),
             device,
             precision: Precision::F32,
@@ -186,16 +198,32 @@ impl<D: Device> GpuBackend<D> {
     /// Runs the conv ops with the direct `_v1` kernels (the checkers) instead of the tiled ones;
     /// `false` goes back to the device's default family.
     pub fn set_direct(&mut self, direct: bool) {
-        self.variant = if direct {
+        let variant = if direct {
             Variant::Direct
         } else {
             Self::default_variant(&self.device)
         };
+        self.set_variant(variant);
     }
 
-    /// Chooses the kernel family ([`Variant::Mma`] needs tensor cores: sm_80 or later).
+    /// Chooses the kernel family ([`Variant::Mma`] needs tensor cores: sm_80 or later). The
+    /// graphs captured with other kernels are dropped.
     pub fn set_variant(&mut self, variant: Variant) {
         self.variant = variant;
+        self.graphs.get_mut().clear();
+    }
+
+    /// Whether [`Backend::run_pass`] captures a CUDA graph per key and replays it (default:
+    /// yes; off, every pass launches its kernels one by one, as while layers are timed).
+    pub fn set_graphs(&mut self, on: bool) {
+        self.use_graphs = on;
+        self.graphs.get_mut().clear();
+    }
+
+    /// The graphs captured and replayed so far: (captures, replays).
+    pub fn graph_counts(&self) -> (usize, usize) {
+        let graphs = self.graphs.borrow();
+        (graphs.captures(), graphs.replays())
     }
 
     pub fn variant(&self) -> Variant {
@@ -401,6 +429,7 @@ impl<D: Device> Backend for GpuBackend<D> {
     type Index = GpuIndex<D>;
     type Conv = GpuConv<D>;
     type Dense = GpuDense<D>;
+    type Pending = Ticket<D>;
 
     fn name(&self) -> String {
         self.device.name()
@@ -431,6 +460,7 @@ impl<D: Device> Backend for GpuBackend<D> {
 
     fn set_precision(&mut self, precision: Precision) -> Option<String> {
         self.precision = precision;
+        self.graphs.get_mut().clear();
         registry::fallback_note(self.variant(), precision)
     }
 
@@ -464,6 +494,35 @@ impl<D: Device> Backend for GpuBackend<D> {
         mma::upload(self, host, Storage::F32)
     }
 
+    fn submit_pass(
+        &self,
+        key: Option<PassKey>,
+        inputs: &[&[f32]],
+        pass: &Work<'_, GpuBuf<D>>,
+    ) -> Result<Ticket<D>> {
+        // Timed ranges record events, which a capture cannot hold.
+        let capture = self.use_graphs && self.timing.borrow().is_none();
+        self.copies
+            .borrow_mut()
+            .submit(self, inputs, |b, bufs| match key {
+                Some(key) if capture => {
+                    let mut graphs = self.graphs.borrow_mut();
+                    let room = graphs.holds(&key) || graphs.len() < config::MAX_GRAPHS;
+                    if room && graphs.seen(key) {
+                        graphs.run(b, key, bufs, |_, xs| pass(xs))
+                    } else {
+                        drop(graphs);
+                        pass(bufs)
+                    }
+                }
+                _ => pass(bufs),
+            })
+    }
+
+    fn finish_pass(&self, ticket: Ticket<D>) -> Result<Vec<Vec<f32>>> {
+        self.copies.borrow_mut().finish(self, ticket)
+    }
+
     fn clone_buf(&self, x: &GpuBuf<D>) -> Result<GpuBuf<D>> {
         let copy = self.alloc_in(x.len, x.storage)?;
         self.copy_buf(&copy, x)?;
@@ -479,10 +538,10 @@ impl<D: Device> Backend for GpuBackend<D> {
         &self,
         logits: &GpuBuf<D>,
         classes: usize,
-        specs: &[HeadSpec],
-        custom: &[f32],
-    ) -> Result<(GpuBuf<D>, GpuIndex<D>)> {
-        self.launch_heads(logits, classes, specs, custom)
+        rows: usize,
+        table: &GpuBuf<D>,
+    ) -> Result<(GpuBuf<D>, GpuBuf<D>)> {
+        self.launch_heads(logits, classes, rows, table)
     }
 
     fn download(&self, buf: &GpuBuf<D>) -> Result<Vec<f32>> {
@@ -928,15 +987,14 @@ impl<D: Device> Backend for GpuBackend<D> {
         Ok(())
     }
 
-    fn zbox_input(&self, x: &GpuBuf<D>, bounds: &[f32]) -> Result<GpuBuf<D>> {
+    fn zbox_input(&self, x: &GpuBuf<D>, bounds: &GpuBuf<D>) -> Result<GpuBuf<D>> {
         let op = "zbox_input";
-        let mut tmp = None;
-        let x = self.as_f32(x, &mut tmp)?;
-        let c = bounds.len() / 2;
-        check(op, "bounds", bounds.len(), 2 * c.max(1))?;
+        let (mut tx, mut tb) = (None, None);
+        let (x, bounds) = (self.as_f32(x, &mut tx)?, self.as_f32(bounds, &mut tb)?);
+        let c = bounds.len / 2;
+        check(op, "bounds", bounds.len, 2 * c.max(1))?;
         let pixels = x.len / c;
         check(op, "x", x.len, pixels * c)?;
-        let bounds = self.upload(bounds)?;
         let out = self.alloc(2 * x.len)?;
         let geo = geometry(op, config::elementwise(out.len as u64))?;
         let args = [

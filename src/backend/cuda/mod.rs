@@ -38,7 +38,7 @@ pub use driver::{
     CudaDevice, CudaGraphExec, CudaHost, device_count, driver_present, kernels_missing,
 };
 pub use gpu::{GpuBackend, GpuBuf, GpuConv, GpuDense, GpuIndex, LayerTime};
-pub use runtime::{GraphKey, Graphs, Pipeline, PoolStats, Stream, Ticket};
+pub use runtime::{Graphs, Pipeline, PoolStats, Stream, Ticket};
 
 use crate::error::Result;
 

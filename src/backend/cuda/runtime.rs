@@ -3,12 +3,13 @@
 //! trait so that the emulator checks them, CUDA graphs per pass shape ([`Graphs`]) and a
 //! pipeline that overlaps the copies of neighbouring batches with the work of one ([`Pipeline`]).
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::device::Device;
 use super::gpu::{GpuBackend, GpuBuf};
+use crate::backend::PassKey;
 use crate::error::{Error, Result};
 
 fn error(op: &str, message: impl Into<String>) -> Error {
@@ -210,28 +211,21 @@ impl<M> Pool<M> {
     }
 }
 
-/// What a graph is captured for: one pass over `batch` images with `heads` heads each; `pass`
-/// tells apart the passes of one shape (method, preset, …) as the caller numbers them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct GraphKey {
-    pub batch: usize,
-    pub heads: usize,
-    pub pass: u64,
-}
-
 struct Captured<D: Device> {
     graph: D::Graph,
-    input: GpuBuf<D>,
+    inputs: Vec<GpuBuf<D>>,
     outputs: Vec<GpuBuf<D>>,
 }
 
-/// One CUDA graph per [`GraphKey`], captured on the first call with that key and replayed after:
+/// One CUDA graph per [`PassKey`], captured on the first call with that key and replayed after:
 /// a pass of a few hundred launches becomes one launch. A graph reads its input from a buffer of
 /// its own (the caller's input is copied in) and writes outputs it owns (copied out), so its
 /// pointers stay the same across replays; it also reads whatever else the pass read when it was
 /// captured (the weights), which must outlive it.
 pub struct Graphs<D: Device> {
-    cache: HashMap<GraphKey, Captured<D>>,
+    cache: HashMap<PassKey, Captured<D>>,
+    /// The keys whose pass ran once without a graph ([`Graphs::seen`]).
+    seen: HashSet<PassKey>,
     captures: usize,
     replays: usize,
 }
@@ -240,6 +234,7 @@ impl<D: Device> Default for Graphs<D> {
     fn default() -> Self {
         Graphs {
             cache: HashMap::new(),
+            seen: HashSet::new(),
             captures: 0,
             replays: 0,
         }
@@ -257,22 +252,55 @@ impl<D: Device> Graphs<D> {
         self.replays
     }
 
-    /// `pass(b, input)` through the graph of `key`. The first call with a key runs the pass once
-    /// directly (so that the arena holds every buffer it takes), then captures it; every call
-    /// replays the graph. `pass` must queue the same work for every input of the key's shape and
-    /// must not download.
+    /// Whether a graph of `key` is held.
+    pub fn holds(&self, key: &PassKey) -> bool {
+        self.cache.contains_key(key)
+    }
+
+    /// Graphs held.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
+    }
+
+    /// Drops every graph (and so the buffers they hold).
+    pub fn clear(&mut self) {
+        self.cache.clear();
+        self.seen.clear();
+    }
+
+    /// Whether `key` was seen before; records it. A caller runs a key's first pass without a
+    /// graph: what that pass sets up once (weights packed for the tensor cores) allocates and
+    /// frees in its own pattern, and only a later pass shows the buffers a capture takes.
+    pub fn seen(&mut self, key: PassKey) -> bool {
+        !self.seen.insert(key)
+    }
+
+    /// `pass(b, inputs)` through the graph of `key`. The first call with a key runs the pass
+    /// once directly (so that the arena holds every buffer it takes), then captures it; every
+    /// call replays the graph. `pass` must queue the same work for all inputs of the key's
+    /// sizes and must not download.
     pub fn run(
         &mut self,
         b: &GpuBackend<D>,
-        key: GraphKey,
-        input: &GpuBuf<D>,
-        pass: impl Fn(&GpuBackend<D>, &GpuBuf<D>) -> Result<Vec<GpuBuf<D>>>,
+        key: PassKey,
+        inputs: &[GpuBuf<D>],
+        pass: impl Fn(&GpuBackend<D>, &[GpuBuf<D>]) -> Result<Vec<GpuBuf<D>>>,
     ) -> Result<Vec<GpuBuf<D>>> {
         let c = match self.cache.entry(key) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(slot) => {
-                let stable = b.alloc_buf(input.len())?;
-                b.copy_buf(&stable, input)?;
+                let stable = inputs
+                    .iter()
+                    .map(|x| {
+                        let own = b.alloc_buf(x.len())?;
+                        b.copy_buf(&own, x)?;
+                        Ok(own)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
                 drop(pass(b, &stable)?);
                 b.device().begin_capture()?;
                 let outputs = pass(b, &stable);
@@ -281,21 +309,24 @@ impl<D: Device> Graphs<D> {
                 slot.insert(Captured {
                     outputs: outputs?,
                     graph: graph?,
-                    input: stable,
+                    inputs: stable,
                 })
             }
         };
-        if c.input.len() != input.len() {
+        let sizes = |v: &[GpuBuf<D>]| v.iter().map(GpuBuf::len).collect::<Vec<_>>();
+        if sizes(&c.inputs) != sizes(inputs) {
             return Err(error(
                 "graph replay",
                 format!(
-                    "input has {} values, the graph of {key:?} was captured for {}",
-                    input.len(),
-                    c.input.len()
+                    "inputs of {:?} values, the graph of {key:?} was captured for {:?}",
+                    sizes(inputs),
+                    sizes(&c.inputs)
                 ),
             ));
         }
-        b.copy_buf(&c.input, input)?;
+        for (own, x) in c.inputs.iter().zip(inputs) {
+            b.copy_buf(own, x)?;
+        }
         b.device().replay(&c.graph)?;
         self.replays += 1;
         c.outputs
@@ -310,9 +341,10 @@ impl<D: Device> Graphs<D> {
 }
 
 struct Slot<D: Device> {
-    host: D::Host,
-    input: GpuBuf<D>,
-    /// Recorded on the compute stream after the last pass that read `input`.
+    /// Per input: pinned host memory, and its device buffer.
+    hosts: Vec<D::Host>,
+    bufs: Vec<GpuBuf<D>>,
+    /// Recorded on the compute stream after the last pass that read the slot's buffers.
     consumed: Option<D::Event>,
 }
 
@@ -323,74 +355,77 @@ pub struct Ticket<D: Device> {
 }
 
 /// Batches through the device with their copies overlapped: `depth` input slots (pinned host
-/// buffer + device buffer) used in turn, so that while batch i computes, batch i+1 uploads on the
-/// upload stream and batch i−1 downloads on the download stream. Submit batch i+1 before
-/// finishing batch i to get the overlap. Events order the streams:
-/// upload(i) waits until the pass that last read its slot is done, the pass waits for upload(i),
-/// download(i) waits for the pass.
-pub struct Pipeline<'a, D: Device> {
-    backend: &'a GpuBackend<D>,
+/// buffers + device buffers) used in turn, so that while batch i computes, batch i+1 uploads on
+/// the upload stream and batch i−1 downloads on the download stream. Submit batch i+1 before
+/// finishing batch i to get the overlap. Events order the streams: upload(i) waits until the
+/// pass that last read its slot is done, the pass waits for upload(i), download(i) waits for
+/// the pass.
+pub struct Pipeline<D: Device> {
     slots: Vec<Slot<D>>,
     next: usize,
     hosts: Vec<D::Host>,
 }
 
-impl<'a, D: Device> Pipeline<'a, D> {
-    /// A pipeline of `depth` (≥ 1) slots for inputs of `input_len` values.
-    pub fn new(backend: &'a GpuBackend<D>, depth: usize, input_len: usize) -> Result<Self> {
+impl<D: Device> Pipeline<D> {
+    /// A pipeline of `depth` (≥ 1) slots; each takes the size of what is first copied into it.
+    pub fn new(depth: usize) -> Result<Self> {
         if depth == 0 {
             return Err(error("pipeline", "depth must be at least 1"));
         }
-        let dev = backend.device();
-        let slots = (0..depth)
-            .map(|_| {
-                let input = backend.alloc_buf(input_len)?;
-                Ok(Slot {
-                    host: dev.alloc_host(input_len)?,
-                    input,
-                    // Allocations are ordered on the compute stream: the first upload into
-                    // the buffer waits for this one.
-                    consumed: Some(dev.record(Stream::Compute)?),
-                })
-            })
-            .collect::<Result<_>>()?;
         Ok(Pipeline {
-            backend,
-            slots,
+            slots: (0..depth)
+                .map(|_| Slot {
+                    hosts: Vec::new(),
+                    bufs: Vec::new(),
+                    consumed: None,
+                })
+                .collect(),
             next: 0,
             hosts: Vec::new(),
         })
     }
 
-    /// Queues batch `input`: its upload, `pass` on the uploaded buffer, and the download of the
-    /// buffers `pass` returns. Returns at once; [`Self::finish`] waits for the results.
+    /// Queues a batch: the upload of `inputs`, `pass` on the uploaded buffers, and the download
+    /// of the buffers `pass` returns. Returns at once; [`Self::finish`] waits for the results.
     pub fn submit(
         &mut self,
-        input: &[f32],
-        pass: impl FnOnce(&GpuBackend<D>, &GpuBuf<D>) -> Result<Vec<GpuBuf<D>>>,
+        b: &GpuBackend<D>,
+        inputs: &[&[f32]],
+        pass: impl FnOnce(&GpuBackend<D>, &[GpuBuf<D>]) -> Result<Vec<GpuBuf<D>>>,
     ) -> Result<Ticket<D>> {
-        let dev = self.backend.device();
+        let dev = b.device();
         let depth = self.slots.len();
         let slot = &mut self.slots[self.next];
-        if input.len() != slot.input.len() {
-            return Err(error(
-                "pipeline",
-                format!(
-                    "batch has {} values, the pipeline was made for {}",
-                    input.len(),
-                    slot.input.len()
-                ),
-            ));
-        }
         self.next = (self.next + 1) % depth;
-        dev.host_mut(&mut slot.host)?[..input.len()].copy_from_slice(input);
         if let Some(consumed) = slot.consumed.take() {
             dev.wait(Stream::Upload, &consumed)?;
         }
-        dev.copy_to_device(slot.input.mem(), &mut slot.host, input.len())?;
+        let fits = slot.bufs.len() == inputs.len()
+            && slot
+                .bufs
+                .iter()
+                .zip(inputs)
+                .all(|(buf, x)| buf.len() == x.len());
+        if !fits {
+            // Buffers for new sizes; the old ones go once the upload stream has waited.
+            slot.hosts = inputs
+                .iter()
+                .map(|x| dev.alloc_host(x.len()))
+                .collect::<Result<_>>()?;
+            slot.bufs = inputs
+                .iter()
+                .map(|x| b.alloc_buf(x.len()))
+                .collect::<Result<_>>()?;
+            // Allocations are ordered on the compute stream: the uploads wait for them.
+            dev.wait(Stream::Upload, &dev.record(Stream::Compute)?)?;
+        }
+        for ((host, buf), x) in slot.hosts.iter_mut().zip(&slot.bufs).zip(inputs) {
+            dev.host_mut(host)?[..x.len()].copy_from_slice(x);
+            dev.copy_to_device(buf.mem(), host, x.len())?;
+        }
         let uploaded = dev.record(Stream::Upload)?;
         dev.wait(Stream::Compute, &uploaded)?;
-        let outputs = pass(self.backend, &slot.input);
+        let outputs = pass(b, &slot.bufs);
         let computed = dev.record(Stream::Compute)?;
         dev.wait(Stream::Download, &computed)?;
         slot.consumed = Some(computed);
@@ -410,8 +445,8 @@ impl<'a, D: Device> Pipeline<'a, D> {
     }
 
     /// Waits for a submitted batch and returns its outputs.
-    pub fn finish(&mut self, ticket: Ticket<D>) -> Result<Vec<Vec<f32>>> {
-        let dev = self.backend.device();
+    pub fn finish(&mut self, b: &GpuBackend<D>, ticket: Ticket<D>) -> Result<Vec<Vec<f32>>> {
+        let dev = b.device();
         dev.synchronize_event(&ticket.done)?;
         let mut results = Vec::with_capacity(ticket.outputs.len());
         for (out, mut host) in ticket.outputs {
