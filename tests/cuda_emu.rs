@@ -7,9 +7,11 @@ mod common;
 mod emu;
 mod twins;
 
-use sglrp::backend::{Backend, Precision};
+use sglrp::backend::cuda::mma::{self, Storage};
+use sglrp::backend::cuda::registry::Variant;
+use sglrp::backend::{Backend, ConvShape, Precision, WeightSet};
 use sglrp::explain::{Method, Network, Preset, Request, Target};
-use sglrp::model::Model;
+use sglrp::model::{ConvParams, Model};
 
 const SEED: u64 = 0x5eed_0005;
 
@@ -66,6 +68,74 @@ fn conv_transpose_v1_matches_the_cpu() {
     let mut b = emu::backend();
     b.set_direct(true);
     twins::conv_transpose(&b, SEED + 2);
+    // The checkers stay independent of the narrow kernel, for narrow layers too.
+    let launches = b.device().launches.borrow();
+    assert!(!launches.contains(&"conv_transpose_narrow"), "{launches:?}");
+}
+
+#[test]
+fn narrow_conv_transpose_matches_the_cpu() {
+    for variant in [Variant::Simt, Variant::Mma] {
+        let mut b = emu::backend();
+        b.set_variant(variant);
+        let calls = twins::conv_transpose_narrow(&b, SEED + 16);
+        let launches = b.device().launches.borrow();
+        let narrow = launches
+            .iter()
+            .filter(|k| **k == "conv_transpose_narrow")
+            .count();
+        assert_eq!(narrow, calls, "{variant:?}: {launches:?}");
+        assert!(
+            !launches
+                .iter()
+                .any(|k| *k == "conv_transpose" || k.starts_with("conv_mma_t")),
+            "{variant:?}: {launches:?}"
+        );
+    }
+}
+
+#[test]
+fn narrow_conv_transpose_reads_bf16_relevance() {
+    // Under bf16 the relevance from the layer above arrives as bf16; the narrow kernel computes
+    // in f32 from the rounded values.
+    let mut b = emu::backend();
+    b.set_variant(Variant::Mma);
+    b.set_precision(Precision::Bf16);
+    let c = twins::cpu();
+    let s = ConvShape {
+        n: 2,
+        h: 5,
+        w: 9,
+        cin: 6,
+        cout: 19,
+    };
+    let mut rng = common::Rng::new(SEED + 17);
+    let p = ConvParams {
+        cin: s.cin,
+        cout: s.cout,
+        weight: rng.vec(9 * s.cin * s.cout, -1.0, 1.0),
+        bias: vec![0.0; s.cout],
+    };
+    let (g, act) = (
+        rng.vec(s.output_len() * 3, -1.0, 1.0),
+        rng.vec(s.input_len(), 0.0, 1.0),
+    );
+    let (dg, dact) = (
+        mma::upload(&b, &g, Storage::Bf16).unwrap(),
+        mma::upload(&b, &act, Storage::Bf16).unwrap(),
+    );
+    let (g, act) = (b.download(&dg).unwrap(), b.download(&dact).unwrap());
+    let cw = c.prepare_conv(&p).unwrap();
+    let want = c
+        .conv_transpose(s, 3, &g, &cw, WeightSet::Positive, Some(&act))
+        .unwrap();
+    let bw = b.prepare_conv(&p).unwrap();
+    let got = b
+        .conv_transpose(s, 3, &dg, &bw, WeightSet::Positive, Some(&dact))
+        .unwrap();
+    assert_eq!(got.storage(), Storage::F32);
+    twins::assert_close("narrow bf16", SEED + 17, &b.download(&got).unwrap(), &want);
+    assert!(b.device().launches.borrow().contains(&"to_f32"));
 }
 
 #[test]
@@ -189,7 +259,7 @@ fn layer_timing_records_every_range() {
 
 #[test]
 fn the_kernels_listed_are_the_kernels_launched() {
-    let model = twins::random_model(SEED + 15, false);
+    let model = twins::random_wide_model(SEED + 15);
     let x = vec![0.5; model.input_side * model.input_side * 3];
     for direct in [false, true] {
         for precision in Precision::ALL {

@@ -15,13 +15,14 @@ use sglrp::model::Model;
 const SEED: u64 = 0xc0da_0005;
 
 /// The kernel entry points the launchers call.
-const ENTRIES: [&str; 19] = [
+const ENTRIES: [&str; 20] = [
     "conv3x3_forward",
     "conv3x3_forward_v1",
     "conv_quotient",
     "conv_quotient_v1",
     "conv_transpose",
     "conv_transpose_v1",
+    "conv_transpose_narrow",
     "dense_forward_partial",
     "dense_forward_reduce",
     "dense_quotient_partial",
@@ -135,6 +136,12 @@ fn heads_match_the_cpu() {
 #[ignore = "needs a CUDA device"]
 fn heatmap_matches_the_cpu() {
     twins::heatmap(&gpu(), SEED + 17);
+}
+
+#[test]
+#[ignore = "needs a CUDA device"]
+fn narrow_conv_transpose_matches_the_cpu() {
+    twins::conv_transpose_narrow(&gpu(), SEED + 18);
 }
 
 #[test]

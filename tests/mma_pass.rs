@@ -58,7 +58,7 @@ fn gradients_on_tensor_cores_match_the_cpu_in_f32() {
 
 /// Which kernels a pass launched.
 fn launches(precision: Precision) -> Vec<&'static str> {
-    let model = twins::random_model(SEED + 5, false);
+    let model = twins::random_wide_model(SEED + 5);
     let net = Network::new(tensor_cores(precision), &model).unwrap();
     let x = vec![0.5; model.input_side * model.input_side * 3];
     let request = [Request::new(Method::Sglrp, Target::Rank(1))];

@@ -13,6 +13,7 @@
 #include "conv_mma.cu"
 #include "conv_quotient.cu"
 #include "conv_transpose.cu"
+#include "conv_transpose_narrow.cu"
 #include "dense_dual.cu"
 #include "dense_forward.cu"
 #include "dense_mma.cu"
@@ -64,6 +65,7 @@ extern "C" int emu_launch(const char* kernel, const unsigned* g, const unsigned*
     KERNEL(conv_quotient_v1)
     KERNEL(conv_transpose)
     KERNEL(conv_transpose_v1)
+    KERNEL(conv_transpose_narrow)
     KERNEL(dense_dual)
     KERNEL(dense_forward_partial)
     KERNEL(dense_forward_reduce)

@@ -230,6 +230,57 @@ pub fn conv_transpose<B: Backend>(b: &B, seed: u64) {
     }
 }
 
+/// The transposed conv of narrow layers (`conv_transpose_narrow`) against the CPU: every input
+/// channel count up to the kernel's 8 that matters (1, the image's 3, z^B's 6, 8), maps smaller
+/// than a tile and ragged in both directions, output channels short of one slice, a multiple of
+/// it and past one. Returns how many products it computed.
+pub fn conv_transpose_narrow<B: Backend>(b: &B, seed: u64) -> usize {
+    let c = cpu();
+    let mut calls = 0;
+    for (i, cin) in [1, 3, 6, 8].into_iter().enumerate() {
+        for (j, (h, w)) in [(1, 1), (7, 7), (13, 29), (37, 9)].into_iter().enumerate() {
+            for (k, cout) in [5, 64, 70].into_iter().enumerate() {
+                let s = ConvShape {
+                    n: 2,
+                    h,
+                    w,
+                    cin,
+                    cout,
+                };
+                let mut rng = Rng::new(seed + 100 * i as u64 + 10 * j as u64 + k as u64);
+                let p = conv_params(&mut rng, s.cin, s.cout);
+                let (cw, bw) = (c.prepare_conv(&p).unwrap(), b.prepare_conv(&p).unwrap());
+                let act = rng.vec(s.input_len(), -1.0, 1.0);
+                let dact = b.upload(&act).unwrap();
+                for heads in HEADS {
+                    let g = rng.vec(s.output_len() * heads, -1.0, 1.0);
+                    let dg = b.upload(&g).unwrap();
+                    for set in [WeightSet::Positive, WeightSet::Plain] {
+                        for with_act in [true, false] {
+                            let want = c
+                                .conv_transpose(s, heads, &g, &cw, set, with_act.then_some(&act))
+                                .unwrap();
+                            let got = b
+                                .conv_transpose(s, heads, &dg, &bw, set, with_act.then_some(&dact))
+                                .unwrap();
+                            assert_close(
+                                &format!(
+                                    "narrow conv_transpose {s:?} heads {heads} {set:?} act {with_act}"
+                                ),
+                                seed,
+                                &b.download(&got).unwrap(),
+                                &want,
+                            );
+                            calls += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    calls
+}
+
 /// Pooling on values from a small set, so that windows hold ties (the first maximum wins).
 pub fn maxpool<B: Backend>(b: &B, seed: u64) {
     let c = cpu();
@@ -594,13 +645,35 @@ pub fn scaled<B: Backend>(b: &B, seed: u64) {
 /// of 3→5→4 channels, a pool, a conv 4→7, a pool, two dense layers. `pool_first` puts a pool
 /// right after the first conv instead (the z^B layer then takes routed relevance).
 pub fn random_model(seed: u64, pool_first: bool) -> sglrp::model::Model {
+    random_model_of(seed, pool_first, 4)
+}
+
+/// [`random_model`] with 10 channels in place of its 4: a layer wider than the narrow transposed
+/// kernel's 8 input channels, so that a pass launches both transposed kernels.
+pub fn random_wide_model(seed: u64) -> sglrp::model::Model {
+    random_model_of(seed, false, 10)
+}
+
+fn random_model_of(seed: u64, pool_first: bool, mid: usize) -> sglrp::model::Model {
     use sglrp::model::{Channels, Layer, Model, Preprocess, Resize};
     let mut rng = Rng::new(seed);
     let mut conv = |cin, cout| Layer::Conv(conv_params(&mut rng, cin, cout));
     let mut layers = if pool_first {
-        vec![conv(3, 5), Layer::Pool, conv(5, 4), conv(4, 7), Layer::Pool]
+        vec![
+            conv(3, 5),
+            Layer::Pool,
+            conv(5, mid),
+            conv(mid, 7),
+            Layer::Pool,
+        ]
     } else {
-        vec![conv(3, 5), conv(5, 4), Layer::Pool, conv(4, 7), Layer::Pool]
+        vec![
+            conv(3, 5),
+            conv(5, mid),
+            Layer::Pool,
+            conv(mid, 7),
+            Layer::Pool,
+        ]
     };
     let features = if pool_first { 7 } else { 2 * 2 * 7 };
     layers.push(Layer::Flatten);

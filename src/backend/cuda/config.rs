@@ -53,8 +53,27 @@ pub const DT_ROWS: u32 = 8;
 pub const DT_SLICE: u32 = 256;
 pub const DT_COLS: u32 = 4;
 
+/// The transposed conv of narrow layers (`conv_transpose_narrow.cu`), at most `NARROW_MAX_CIN`
+/// input channels: the z^B first layer (6). A block of `NARROW_THREADS` threads, one per output
+/// pixel of a `NARROW_TILE_H × NARROW_TILE_W` tile of one map, steps through the output channels
+/// `NARROW_SLICE` at a time.
+pub const NARROW_MAX_CIN: u32 = 8;
+pub const NARROW_TILE_H: u32 = 8;
+pub const NARROW_TILE_W: u32 = 32;
+pub const NARROW_SLICE: u32 = 16;
+pub const NARROW_THREADS: u32 = NARROW_TILE_H * NARROW_TILE_W;
+
 // What the kernels assume of the tiles, checked when this file compiles (in build.rs too).
 const _: () = {
+    assert!(
+        NARROW_MAX_CIN.is_multiple_of(4),
+        "weights are read as float4"
+    );
+    assert!(NARROW_THREADS.is_multiple_of(32), "whole warps");
+    assert!(
+        NARROW_THREADS.is_multiple_of(NARROW_SLICE),
+        "each thread stages one channel of the slice"
+    );
     assert!(CONV_BM.is_multiple_of(CONV_TM) && CONV_BN.is_multiple_of(CONV_TN));
     assert!(CONV_THREADS.is_multiple_of(32), "whole warps");
     // Each thread loads an equal share of the A (BM×BK) and B (BK×BN) tiles.
@@ -90,6 +109,11 @@ pub const DEFINES: &[(&str, u32)] = &[
     ("DT_THREADS", DT_THREADS),
     ("DT_ROWS", DT_ROWS),
     ("DT_SLICE", DT_SLICE),
+    ("NARROW_MAX_CIN", NARROW_MAX_CIN),
+    ("NARROW_TILE_H", NARROW_TILE_H),
+    ("NARROW_TILE_W", NARROW_TILE_W),
+    ("NARROW_SLICE", NARROW_SLICE),
+    ("NARROW_THREADS", NARROW_THREADS),
     ("MMA_BKW", MMA_BKW),
     ("MMA_KPAD", MMA_KPAD),
     ("MMA_STAGES", MMA_STAGES),
@@ -129,6 +153,17 @@ pub fn conv_tiled(m: u64, n: u64) -> Option<Geometry> {
     (gx <= MAX_GRID_X && gy <= MAX_GRID_YZ).then_some(Geometry {
         grid: (gx as u32, gy as u32, 1),
         block: (CONV_THREADS, 1, 1),
+        shared_bytes: 0,
+    })
+}
+
+/// The narrow transposed conv over `rows` maps of `h × w`: one block per tile of a map, the tiles
+/// of all maps in one dimension.
+pub fn conv_transpose_narrow(rows: u64, h: u64, w: u64) -> Option<Geometry> {
+    let gx = rows * blocks(h, NARROW_TILE_H) * blocks(w, NARROW_TILE_W);
+    (gx <= MAX_GRID_X).then_some(Geometry {
+        grid: (gx as u32, 1, 1),
+        block: (NARROW_THREADS, 1, 1),
         shared_bytes: 0,
     })
 }
@@ -492,6 +527,10 @@ mod tests {
             assert!(tiles.0 >= m && tiles.0 < m + CONV_BM as u64, "{m}");
             assert!(tiles.1 >= n && tiles.1 < n + CONV_BN as u64, "{n}");
         }
+        // The z^B layer at batch 32: 28 × 7 tiles of each 224 × 224 map; ragged maps round up.
+        let g = conv_transpose_narrow(32, 224, 224).unwrap();
+        assert_eq!((g.grid, g.block.0), ((32 * 28 * 7, 1, 1), NARROW_THREADS));
+        assert_eq!(conv_transpose_narrow(3, 9, 33).unwrap().grid.0, 3 * 2 * 2);
         for e in [1, 255, 256, 257, 7 * 5 * 3] {
             let (x, _, _) = covered(elementwise(e).unwrap());
             assert!(x >= e && x < e + ELEMENTWISE_THREADS as u64);
@@ -529,6 +568,7 @@ mod tests {
     #[test]
     fn oversized_grids_are_refused() {
         assert!(conv_tiled(1, 65536 * CONV_BN as u64).is_none());
+        assert!(conv_transpose_narrow(1 << 24, 224, 224).is_none());
         assert!(dense_partial(65536 * DENSE_WARPS as u64, 1, 1).is_none());
         assert!(dense_partial(1, 1, 65536).is_none());
     }

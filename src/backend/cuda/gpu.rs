@@ -315,7 +315,7 @@ impl<D: Device> GpuBackend<D> {
         Ok(dst)
     }
 
-    fn conv_weights(&self, w: &GpuConv<D>, set: WeightSet, transposed: bool) -> Arg {
+    pub(super) fn conv_weights(&self, w: &GpuConv<D>, set: WeightSet, transposed: bool) -> Arg {
         self.ptr(match (set, transposed) {
             (WeightSet::Plain, false) => &w.w,
             (WeightSet::Positive, false) => &w.w_pos,
@@ -468,20 +468,27 @@ impl<D: Device> Backend for GpuBackend<D> {
         self.precision
     }
 
-    /// Every op of the registry, as [`registry::select`] picks its kernel now; the other ops
-    /// have one f32 kernel each.
+    /// Every op of the registry, as [`registry::select`] picks its kernel now, the transposed
+    /// conv of narrow layers after its row where it applies; the other ops have one f32 kernel
+    /// each.
     fn kernels(&self) -> Vec<KernelUse> {
-        let mut kernels: Vec<KernelUse> = Op::ALL
-            .into_iter()
-            .map(|op| {
-                let e = registry::select(op, self.variant, self.precision);
-                KernelUse {
-                    op: op.name().into(),
-                    kernel: e.kernel_name(),
-                    precision: e.precision,
-                }
-            })
-            .collect();
+        let mut kernels = Vec::new();
+        for op in Op::ALL {
+            let e = registry::select(op, self.variant, self.precision);
+            kernels.push(KernelUse {
+                op: op.name().into(),
+                kernel: e.kernel_name(),
+                precision: e.precision,
+            });
+            // A layer of one input channel: whether this variant takes the narrow kernel at all.
+            if op == Op::ConvTranspose && registry::narrow_transpose(self.variant, 1) {
+                kernels.push(KernelUse {
+                    op: format!("conv_transpose, Cin ≤ {}", config::NARROW_MAX_CIN),
+                    kernel: registry::NARROW_TRANSPOSE.into(),
+                    precision: Precision::F32,
+                });
+            }
+        }
         kernels.push(KernelUse {
             op: "every other op (pooling, ReLU, z^B ends, scaling, heads, heatmaps)".into(),
             kernel: "its one f32 kernel".into(),
@@ -752,6 +759,9 @@ impl<D: Device> Backend for GpuBackend<D> {
         set: WeightSet,
         act: Option<&GpuBuf<D>>,
     ) -> Result<GpuBuf<D>> {
+        if registry::narrow_transpose(self.variant, s.cin) {
+            return self.launch_conv_transpose_narrow(s, heads, g, w, set, act);
+        }
         if let Some(math) = self.mma_math(Op::ConvTranspose) {
             return self.mma_conv_transpose(s, heads, g, w, set, act, math);
         }

@@ -3,9 +3,10 @@
 //! tensor-core kernels are rows of the same table, one per precision (f32 runs 3×TF32, which is
 //! f32-accurate), and sm_90a kernels would be another variant. A precision without its own row
 //! runs the variant's f32 kernel, and a variant without a row for an op runs the SIMT kernel:
-//! [`fallback_note`] says when the precision asked for is not the one computed.
+//! [`fallback_note`] says when the precision asked for is not the one computed. One kernel is
+//! picked by the layer's shape instead: [`narrow_transpose`].
 
-use super::config::{MmaMath, MmaOp};
+use super::config::{MmaMath, MmaOp, NARROW_MAX_CIN};
 use crate::backend::Precision;
 
 /// The ops that have more than one kernel.
@@ -162,6 +163,17 @@ const MMA_ROWS: [[Entry; 3]; 6] = [
     mma_rows(DenseTranspose, MmaOp::T),
 ];
 
+/// The transposed conv of a layer with few input channels (the z^B first layer's 6).
+pub const NARROW_TRANSPOSE: &str = "conv_transpose_narrow";
+
+/// Whether the transposed conv of a layer with `cin` input channels runs [`NARROW_TRANSPOSE`]
+/// (in f32) instead of its row: for `cin ≤ NARROW_MAX_CIN`, in every variant but the direct
+/// checkers, which stay independent of it. A tile over so few output channels, SIMT or tensor
+/// cores, would leave most of its width idle.
+pub fn narrow_transpose(variant: Variant, cin: usize) -> bool {
+    variant != Direct && cin <= NARROW_MAX_CIN as usize
+}
+
 /// Every registered kernel.
 pub fn table() -> impl Iterator<Item = &'static Entry> {
     SIMT_AND_DIRECT.iter().chain(MMA_ROWS.iter().flatten())
@@ -245,6 +257,14 @@ mod tests {
         );
         assert_eq!(fallback_note(Mma, Tf32), None);
         assert_eq!(fallback_note(Mma, Bf16), None);
+    }
+
+    #[test]
+    fn narrow_layers_take_the_narrow_transpose_except_in_the_checkers() {
+        assert!(narrow_transpose(Simt, 6) && narrow_transpose(Mma, 1));
+        assert!(narrow_transpose(Mma, NARROW_MAX_CIN as usize));
+        assert!(!narrow_transpose(Mma, NARROW_MAX_CIN as usize + 1));
+        assert!(!narrow_transpose(Direct, 6));
     }
 
     #[test]
