@@ -94,6 +94,53 @@ fn narrow_conv_transpose_matches_the_cpu() {
     }
 }
 
+/// On integer-valued operands every sum is exact whatever its order, so the narrow kernel must
+/// equal the CPU bit for bit: a wrong tap, halo or channel index shows as a mismatch.
+#[test]
+fn narrow_conv_transpose_is_exact_on_integers() {
+    let cpu = twins::cpu();
+    let b = emu::backend();
+    let mut rng = common::Rng::new(SEED + 19);
+    let mut ints = |len: usize, lo: f32, hi: f32| -> Vec<f32> {
+        rng.vec(len, lo, hi).into_iter().map(f32::round).collect()
+    };
+    for (cin, cout, h, w) in [(6, 64, 13, 29), (3, 70, 7, 7), (8, 5, 37, 9), (1, 17, 1, 1)] {
+        let s = ConvShape {
+            n: 2,
+            h,
+            w,
+            cin,
+            cout,
+        };
+        let p = ConvParams {
+            cin,
+            cout,
+            weight: ints(9 * cin * cout, -3.0, 3.0),
+            bias: vec![0.0; cout],
+        };
+        let heads = 3;
+        let g = ints(s.output_len() * heads, -4.0, 4.0);
+        let act = ints(s.input_len(), 0.0, 3.0);
+        let (cw, bw) = (cpu.prepare_conv(&p).unwrap(), b.prepare_conv(&p).unwrap());
+        let (dg, dact) = (b.upload(&g).unwrap(), b.upload(&act).unwrap());
+        for set in [WeightSet::Positive, WeightSet::Plain] {
+            let want = cpu
+                .conv_transpose(s, heads, &g, &cw, set, Some(&act))
+                .unwrap();
+            let got = b
+                .conv_transpose(s, heads, &dg, &bw, set, Some(&dact))
+                .unwrap();
+            assert_eq!(b.download(&got).unwrap(), want, "{s:?} {set:?}");
+        }
+    }
+    assert!(
+        b.device()
+            .launches
+            .borrow()
+            .contains(&"conv_transpose_narrow")
+    );
+}
+
 #[test]
 fn narrow_conv_transpose_reads_bf16_relevance() {
     // Under bf16 the relevance from the layer above arrives as bf16; the narrow kernel computes

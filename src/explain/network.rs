@@ -504,24 +504,13 @@ impl<B: Backend> Network<B> {
                 head_values.len()
             )));
         }
-        self.backward_from(fwd, heads, &self.backend.upload(head_values)?, rule, stop)
+        let head = self.backend.upload(head_values)?;
+        self.backend
+            .download(&self.backward_buf(fwd, heads, &head, rule, stop)?)
     }
 
     /// [`Network::backward`] from heads already on the backend (`(N·K, classes)`, as
-    /// [`Backend::heads`] makes them).
-    pub fn backward_from(
-        &self,
-        fwd: &Forward<B>,
-        heads: usize,
-        head: &B::Buf,
-        rule: Rule,
-        stop: usize,
-    ) -> Result<Vec<f32>> {
-        self.backend
-            .download(&self.backward_buf(fwd, heads, head, rule, stop)?)
-    }
-
-    /// [`Network::backward_from`], its result left on the backend.
+    /// [`Backend::heads`] makes them), its result left there.
     pub fn backward_buf(
         &self,
         fwd: &Forward<B>,

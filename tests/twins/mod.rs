@@ -201,33 +201,49 @@ pub fn conv_quotient<B: Backend>(b: &B, seed: u64) {
 }
 
 pub fn conv_transpose<B: Backend>(b: &B, seed: u64) {
-    let c = cpu();
     for (i, s) in CONV_SHAPES.into_iter().enumerate() {
         for heads in HEADS {
             let mut rng = Rng::new(seed + 10 * i as u64 + heads as u64);
-            let p = conv_params(&mut rng, s.cin, s.cout);
-            let (cw, bw) = (c.prepare_conv(&p).unwrap(), b.prepare_conv(&p).unwrap());
-            let g = rng.vec(s.output_len() * heads, -1.0, 1.0);
-            let act = rng.vec(s.input_len(), 0.0, 1.0);
-            let (dg, dact) = (b.upload(&g).unwrap(), b.upload(&act).unwrap());
-            for set in [WeightSet::Positive, WeightSet::Plain] {
-                for with_act in [true, false] {
-                    let want = c
-                        .conv_transpose(s, heads, &g, &cw, set, with_act.then_some(&act))
-                        .unwrap();
-                    let got = b
-                        .conv_transpose(s, heads, &dg, &bw, set, with_act.then_some(&dact))
-                        .unwrap();
-                    assert_close(
-                        &format!("conv_transpose {s:?} heads {heads} {set:?} act {with_act}"),
-                        seed,
-                        &b.download(&got).unwrap(),
-                        &want,
-                    );
-                }
-            }
+            transpose_case(b, &mut rng, s, heads, (0.0, 1.0), "conv_transpose", seed);
         }
     }
+}
+
+/// One transposed conv of shape `s` against the CPU's, for random weights, `g` and activations
+/// in `act_range`: both weight sets, with and without the activation. Returns how many products
+/// it compared.
+fn transpose_case<B: Backend>(
+    b: &B,
+    rng: &mut Rng,
+    s: ConvShape,
+    heads: usize,
+    act_range: (f32, f32),
+    label: &str,
+    seed: u64,
+) -> usize {
+    let c = cpu();
+    let p = conv_params(rng, s.cin, s.cout);
+    let (cw, bw) = (c.prepare_conv(&p).unwrap(), b.prepare_conv(&p).unwrap());
+    let g = rng.vec(s.output_len() * heads, -1.0, 1.0);
+    let act = rng.vec(s.input_len(), act_range.0, act_range.1);
+    let (dg, dact) = (b.upload(&g).unwrap(), b.upload(&act).unwrap());
+    for set in [WeightSet::Positive, WeightSet::Plain] {
+        for with_act in [true, false] {
+            let want = c
+                .conv_transpose(s, heads, &g, &cw, set, with_act.then_some(&act))
+                .unwrap();
+            let got = b
+                .conv_transpose(s, heads, &dg, &bw, set, with_act.then_some(&dact))
+                .unwrap();
+            assert_close(
+                &format!("{label} {s:?} heads {heads} {set:?} act {with_act}"),
+                seed,
+                &b.download(&got).unwrap(),
+                &want,
+            );
+        }
+    }
+    4
 }
 
 /// The transposed conv of narrow layers (`conv_transpose_narrow`) against the CPU: every input
@@ -235,7 +251,6 @@ pub fn conv_transpose<B: Backend>(b: &B, seed: u64) {
 /// than a tile and ragged in both directions, output channels short of one slice, a multiple of
 /// it and past one. Returns how many products it computed.
 pub fn conv_transpose_narrow<B: Backend>(b: &B, seed: u64) -> usize {
-    let c = cpu();
     let mut calls = 0;
     for (i, cin) in [1, 3, 6, 8].into_iter().enumerate() {
         for (j, (h, w)) in [(1, 1), (7, 7), (13, 29), (37, 9)].into_iter().enumerate() {
@@ -247,33 +262,10 @@ pub fn conv_transpose_narrow<B: Backend>(b: &B, seed: u64) -> usize {
                     cin,
                     cout,
                 };
-                let mut rng = Rng::new(seed + 100 * i as u64 + 10 * j as u64 + k as u64);
-                let p = conv_params(&mut rng, s.cin, s.cout);
-                let (cw, bw) = (c.prepare_conv(&p).unwrap(), b.prepare_conv(&p).unwrap());
-                let act = rng.vec(s.input_len(), -1.0, 1.0);
-                let dact = b.upload(&act).unwrap();
                 for heads in HEADS {
-                    let g = rng.vec(s.output_len() * heads, -1.0, 1.0);
-                    let dg = b.upload(&g).unwrap();
-                    for set in [WeightSet::Positive, WeightSet::Plain] {
-                        for with_act in [true, false] {
-                            let want = c
-                                .conv_transpose(s, heads, &g, &cw, set, with_act.then_some(&act))
-                                .unwrap();
-                            let got = b
-                                .conv_transpose(s, heads, &dg, &bw, set, with_act.then_some(&dact))
-                                .unwrap();
-                            assert_close(
-                                &format!(
-                                    "narrow conv_transpose {s:?} heads {heads} {set:?} act {with_act}"
-                                ),
-                                seed,
-                                &b.download(&got).unwrap(),
-                                &want,
-                            );
-                            calls += 1;
-                        }
-                    }
+                    let case = seed + 100 * i as u64 + 10 * j as u64 + k as u64;
+                    let mut rng = Rng::new(case + 1000 * heads as u64);
+                    calls += transpose_case(b, &mut rng, s, heads, (-1.0, 1.0), "narrow", seed);
                 }
             }
         }

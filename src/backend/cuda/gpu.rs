@@ -315,7 +315,7 @@ impl<D: Device> GpuBackend<D> {
         Ok(dst)
     }
 
-    pub(super) fn conv_weights(&self, w: &GpuConv<D>, set: WeightSet, transposed: bool) -> Arg {
+    fn conv_weights(&self, w: &GpuConv<D>, set: WeightSet, transposed: bool) -> Arg {
         self.ptr(match (set, transposed) {
             (WeightSet::Plain, false) => &w.w,
             (WeightSet::Positive, false) => &w.w_pos,
@@ -759,10 +759,10 @@ impl<D: Device> Backend for GpuBackend<D> {
         set: WeightSet,
         act: Option<&GpuBuf<D>>,
     ) -> Result<GpuBuf<D>> {
-        if registry::narrow_transpose(self.variant, s.cin) {
-            return self.launch_conv_transpose_narrow(s, heads, g, w, set, act);
-        }
-        if let Some(math) = self.mma_math(Op::ConvTranspose) {
+        // Narrow layers (the z^B first layer) take the narrow kernel in every variant but the
+        // checkers: a tile over so few output channels would leave most of its width idle.
+        let narrow = registry::narrow_transpose(self.variant, s.cin);
+        if !narrow && let Some(math) = self.mma_math(Op::ConvTranspose) {
             return self.mma_conv_transpose(s, heads, g, w, set, act, math);
         }
         let op = "conv_transpose";
@@ -772,8 +772,21 @@ impl<D: Device> Backend for GpuBackend<D> {
         if let Some(act) = act {
             check(op, "act", act.len, s.input_len())?;
         }
+        // The SIMT kernels read f32; the narrow one also runs under bf16 storage.
+        let (mut tg, mut ta) = (None, None);
+        let g = self.as_f32(g, &mut tg)?;
+        let act = match act {
+            Some(a) => Some(self.as_f32(a, &mut ta)?),
+            None => None,
+        };
         let out = self.alloc(s.input_len() * heads)?;
-        let geo = self.conv_geometry(op, rows * s.h * s.w, s.cin)?;
+        let (kernel, geo) = if narrow {
+            let tiles = config::conv_transpose_narrow(rows as u64, s.h as u64, s.w as u64);
+            (registry::NARROW_TRANSPOSE, geometry(op, tiles)?)
+        } else {
+            let geo = self.conv_geometry(op, rows * s.h * s.w, s.cin)?;
+            (self.kernel(Op::ConvTranspose), geo)
+        };
         let args = [
             self.ptr(&g.mem),
             self.conv_weights(w, set, true),
@@ -786,10 +799,11 @@ impl<D: Device> Backend for GpuBackend<D> {
             int(op, s.cout)?,
             int(op, s.cin)?,
         ];
-        // SAFETY: `conv_transpose[_v1](const float* g, const float* wt, const float* act,
+        // SAFETY: `conv_transpose[_v1|_narrow](const float* g, const float* wt, const float* act,
         // float* out, int rows, int heads, int h, int w, int cout, int cin)`; g holds
-        // rows·H·W·Cout floats, act N·H·W·Cin or null (checked), wt 9·Cout·Cin, out rows·H·W·Cin.
-        unsafe { self.launch(self.kernel(Op::ConvTranspose), geo, &args)? };
+        // rows·H·W·Cout floats, act N·H·W·Cin or null (checked, f32), wt 9·Cout·Cin, out
+        // rows·H·W·Cin; the narrow grid has a block per tile of each row.
+        unsafe { self.launch(kernel, geo, &args)? };
         Ok(out)
     }
 

@@ -12,7 +12,7 @@
 //! - [`registry`]: which kernel runs an op, by (op, variant, precision);
 //! - `fused`: the launchers of the fused z⁺ pass (the dual forwards and the multiplications);
 //! - [`mma`]: the tensor-core launchers; `mma_ops`: the ops the registry gives them;
-//! - `narrow`: the launcher of the transposed conv of layers with few input channels;
+//! - `heads`, `reduce`: the launchers of the heads and of the heatmaps;
 //! - [`runtime`]: the memory arena, the streams, CUDA graphs per pass shape and the pipeline
 //!   that overlaps the copies of neighbouring batches with the work of one;
 //! - [`nvtx`]: NVTX ranges for profilers.
@@ -29,7 +29,6 @@ mod heads;
 pub mod kernels;
 pub mod mma;
 mod mma_ops;
-mod narrow;
 pub mod nvtx;
 mod reduce;
 pub mod registry;
